@@ -1,0 +1,4 @@
+#include "commands/commands.h"
+namespace contra::cli {
+void register_corpus(CLI::App& app) {}
+}  // namespace contra::cli

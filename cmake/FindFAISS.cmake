@@ -1,0 +1,15 @@
+# FindFAISS: libfaiss (MIT). Prefers the package's own CMake config; defines faiss.
+find_package(faiss CONFIG QUIET)
+if(TARGET faiss)
+  set(FAISS_FOUND TRUE)
+else()
+  find_path(FAISS_INCLUDE_DIR faiss/Index.h)
+  find_library(FAISS_LIBRARY NAMES faiss)
+  include(FindPackageHandleStandardArgs)
+  find_package_handle_standard_args(FAISS REQUIRED_VARS FAISS_LIBRARY FAISS_INCLUDE_DIR)
+  if(FAISS_FOUND)
+    add_library(faiss UNKNOWN IMPORTED)
+    set_target_properties(faiss PROPERTIES IMPORTED_LOCATION "${FAISS_LIBRARY}"
+                          INTERFACE_INCLUDE_DIRECTORIES "${FAISS_INCLUDE_DIR}")
+  endif()
+endif()

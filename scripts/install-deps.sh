@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian package that contra's build, tests and main job need.
+# A no-op in seconds when everything is present; runs `apt-get update` only when something is missing.
+#   scripts/install-deps.sh            build + tests + main job
+#   scripts/install-deps.sh --bench    also the PyTorch-Python reference (python3-torch) used by bench/
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ make cmake ninja-build ccache pkg-config ca-certificates
+  # LibTorch (CPU) and an optimised BLAS: without OpenBLAS, libblas.so.3 is the reference BLAS (~12x slower)
+  libtorch-dev libopenblas0-openmp
+  # audio I/O, resampling, the speech synthesiser
+  libsndfile1-dev libsoxr-dev libespeak-ng-dev espeak-ng-data
+  # vector search, c10d gloo headers, config, CLI, JSON, logging
+  libfaiss-dev libgloo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  # images
+  libstb-dev
+  # tests and micro-benchmarks
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch time)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+    echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 2
+  fi
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
