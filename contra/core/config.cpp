@@ -29,7 +29,7 @@ void throw_bad_value(const std::string& where, const std::string& path, const st
 }
 }  // namespace detail
 
-ConfigTree::ConfigTree() : root_(YAML::NodeType::Map), source_("<defaults>") {}
+ConfigTree::ConfigTree() : root_(YAML::NodeType::Map), source_("command line") {}
 
 ConfigTree ConfigTree::from_string(const std::string& text, const std::string& source) {
   ConfigTree tree;
