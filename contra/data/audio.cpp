@@ -67,9 +67,8 @@ struct Decoded {
   int format = 0;
 };
 
-// Opens with every bad-input check; decodes in bounded chunks so that a lying header can never make
-// us allocate more than the data really holds (or more than max_duration_s of audio).
-Decoded decode(const std::string& path, double max_duration_s) {
+// Opens with every bad-input check on the header.
+SndfilePtr open_checked(const std::string& path, double max_duration_s, SF_INFO& info) {
   if (!path_exists(path)) throw DataError(fmt::format("reading '{}': no such file", path));
   std::uint64_t bytes = 0;
   try {
@@ -79,7 +78,7 @@ Decoded decode(const std::string& path, double max_duration_s) {
   }
   if (bytes == 0) throw DataError(fmt::format("reading '{}': empty file (0 bytes)", path));
 
-  SF_INFO info{};
+  info = SF_INFO{};
   SndfilePtr file(sf_open(path.c_str(), SFM_READ, &info));
   if (!file) {
     throw DataError(fmt::format("reading '{}': not a readable audio file ({})", path,
@@ -107,7 +106,16 @@ Decoded decode(const std::string& path, double max_duration_s) {
     throw DataError(fmt::format("reading '{}': {} frames is longer than the limit of {:.0f} s",
                                 path, static_cast<long long>(info.frames), max_duration_s));
   }
+  return file;
+}
 
+// Decodes in bounded chunks so that a lying header can never make us allocate more than the data
+// really holds (or more than max_duration_s of audio).
+Decoded decode(const std::string& path, double max_duration_s) {
+  SF_INFO info{};
+  SndfilePtr file = open_checked(path, max_duration_s, info);
+  const std::int64_t max_frames =
+      static_cast<std::int64_t>(max_duration_s * static_cast<double>(info.samplerate));
   Decoded out;
   out.sample_rate = info.samplerate;
   out.channels = info.channels;
@@ -223,6 +231,19 @@ AudioInfo audio_info(const std::string& path) {
   info.peak = decoded.peak;
   info.format = major_name(decoded.format);
   info.subtype = subtype_name(decoded.format);
+  return info;
+}
+
+AudioInfo probe_audio(const std::string& path) {
+  SF_INFO sf{};
+  SndfilePtr file = open_checked(path, 24 * 3600.0, sf);
+  AudioInfo info;
+  info.sample_rate = sf.samplerate;
+  info.channels = sf.channels;
+  info.frames = sf.frames;
+  info.duration_s = static_cast<double>(sf.frames) / sf.samplerate;
+  info.format = major_name(sf.format);
+  info.subtype = subtype_name(sf.format);
   return info;
 }
 

@@ -43,6 +43,10 @@ torch::Tensor read_audio(const std::string& path, const AudioReadOptions& option
 /// Decodes the whole file (to measure the peak and real length) and reports its properties.
 AudioInfo audio_info(const std::string& path);
 
+/// Header only (fast: no decoding): rate, channels and the frame count the header claims, checked
+/// for the same absurd values as read_audio. `peak` is left 0.
+AudioInfo probe_audio(const std::string& path);
+
 enum class AudioFormat { kFlac, kWav };
 
 /// Format from the extension (.flac, .wav); DataError for anything else.

@@ -1,0 +1,73 @@
+#pragma once
+/// Settings of the training loop and optimizer (the `train:` and `optim:` sections of a recipe).
+#include <cstdint>
+#include <string>
+
+namespace contra::train {
+
+struct OptimConfig {
+  std::string name = "adam";        // adam | adamw | sgd
+  double lr = 2e-4;                 // peak learning rate (CPC: Adam 2e-4)
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam / adamw
+  double momentum = 0.9;            // sgd
+  std::string schedule = "constant";  // constant | cosine (after warmup)
+  std::int64_t warmup_steps = 0;    // linear warmup from 0 to lr
+  double min_lr_ratio = 0.0;        // cosine floor as a fraction of lr
+  double clip_grad_norm = 0.0;      // 0 = off; else max global L2 norm
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "adam | adamw | sgd");
+    v("lr", lr, "peak learning rate (> 0)");
+    v("weight_decay", weight_decay, ">= 0");
+    v("beta1", beta1);
+    v("beta2", beta2);
+    v("eps", eps);
+    v("momentum", momentum, "sgd momentum");
+    v("schedule", schedule, "constant | cosine (after warmup)");
+    v("warmup_steps", warmup_steps, "linear warmup steps");
+    v("min_lr_ratio", min_lr_ratio, "cosine floor as a fraction of lr");
+    v("clip_grad_norm", clip_grad_norm, "max global gradient L2 norm (0 = off)");
+  }
+  void validate() const;
+};
+
+struct TrainConfig {
+  std::int64_t steps = 1000;         // optimizer steps
+  std::int64_t batch_size = 8;       // per micro-batch
+  std::int64_t accumulation = 1;     // micro-batches per optimizer step (effective batch = product)
+  std::int64_t speakers_per_batch = 0;  // > 0: batches of P speakers × B/P windows (same_speaker)
+  std::int64_t threads = 0;          // intra-op threads, 0 = all cores
+  std::int64_t seed = 1;
+  std::string device = "cpu";        // cpu | cuda | cuda:N
+  std::int64_t log_every = 20;
+  std::int64_t checkpoint_every = 250;
+  std::int64_t keep_checkpoints = 2;
+  std::int64_t loader_threads = 1;
+  std::int64_t prefetch = 4;
+  std::int64_t max_seconds = 0;      // > 0: stop (with a checkpoint) after this much wall time
+
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, "optimizer steps");
+    v("batch_size", batch_size, "windows per micro-batch");
+    v("accumulation", accumulation, "micro-batches per optimizer step");
+    v("speakers_per_batch", speakers_per_batch, "0 = any; P = P speakers x batch/P windows");
+    v("threads", threads, "intra-op threads (0 = all cores)");
+    v("seed", seed, "seed of model init, data order and negatives");
+    v("device", device, "cpu | cuda | cuda:N");
+    v("log_every", log_every, "steps between log lines / metrics.jsonl rows");
+    v("checkpoint_every", checkpoint_every, "steps between checkpoints (0 = only at the end)");
+    v("keep_checkpoints", keep_checkpoints, "newest checkpoints kept (>= 1)");
+    v("loader_threads", loader_threads, "background batch-building threads");
+    v("prefetch", prefetch, "batches built ahead");
+    v("max_seconds", max_seconds, "stop after this wall time (0 = no limit)");
+  }
+  void validate() const;
+};
+
+/// Learning rate at optimizer step `step` (0-based): linear warmup, then constant or cosine to the floor.
+double learning_rate(const OptimConfig& config, std::int64_t step, std::int64_t total_steps);
+
+}  // namespace contra::train
