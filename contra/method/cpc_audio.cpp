@@ -39,6 +39,8 @@ void CpcPredictorConfig::validate() const {
 
 void CpcLossConfig::validate() const {
   check<ConfigError>(temperature > 0, "temperature: must be > 0 (got {})", temperature);
+  check<ConfigError>(precision == "float32" || precision == "bfloat16",
+                     "precision: must be float32 or bfloat16 (got '{}')", precision);
 }
 
 void CpcNegativesConfig::validate() const {
@@ -286,17 +288,34 @@ StepOutput CpcAudio::step(const Batch& batch) {
               x.defined() ? x.sizes() : torch::IntArrayRef{});
   const int64_t B = x.size(0);
   check_batch(B, x.size(2), batch.labels);
-  const int64_t K = config_.predictor.steps;
-  const int64_t n_neg = config_.negatives.count;
-  loss::InfoNCEOptions options;
-  options.temperature(config_.loss.temperature);
-
   auto z = encoder->forward(x);              // (B, T, C)
   auto c = context->forward(z);              // (B, T, H)
   auto predictions = predictor->forward(c);  // (B, T, K, C)
+  auto out = contrastive_loss(z, predictions, batch.labels);
+  if (mode_ == NegativeMode::kHard && is_training()) push_bank(z.reshape({-1, z.size(2)}));
+  return out;
+}
+
+StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tensor& predictions,
+                                      const torch::Tensor& labels) {
+  const int64_t K = config_.predictor.steps;
+  TORCH_CHECK(z.dim() == 3 && predictions.dim() == 4 && predictions.size(0) == z.size(0) &&
+                  predictions.size(1) == z.size(1) && predictions.size(2) == K &&
+                  predictions.size(3) == z.size(2),
+              "cpc_audio: z (B, T, C) and predictions (B, T, K, C) expected, got ", z.sizes(),
+              " and ", predictions.sizes());
+  const int64_t B = z.size(0);
+  const int64_t n_neg = config_.negatives.count;
+  loss::InfoNCEOptions options;
+  options.temperature(config_.loss.temperature);
   const int64_t T = z.size(1), C = z.size(2);
   auto z_flat = z.reshape({B * T, C});
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+  // Scoring operands: bf16 halves the bytes and runs on AMX/bf16 units; scores return to float32.
+  const bool bf16 = config_.loss.precision == "bfloat16";
+  auto z_score = bf16 ? z.to(torch::kBFloat16) : z;
+  auto z_flat_score = bf16 ? z_flat.to(torch::kBFloat16) : z_flat;
+  auto predictions_score = bf16 ? predictions.to(torch::kBFloat16) : predictions;
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(z.device());
 
   // Hard mode: the `hard` bank entries nearest to every frame of the batch (shared by all k).
   torch::Tensor hard_ids;
@@ -316,28 +335,30 @@ StepOutput CpcAudio::step(const Batch& batch) {
   torch::Tensor total;
   for (int64_t k = 1; k <= K; ++k) {
     const int64_t Tk = T - k, M = B * Tk;
-    auto p = predictions.narrow(1, 0, Tk).select(2, k - 1);  // (B, T−k, C)
+    auto p = predictions_score.narrow(1, 0, Tk).select(2, k - 1);  // (B, T−k, C)
     // Positives z_{t+k}: flat frame ids b·T + t + k, t ∈ [0, T−k).
     auto positive = (torch::arange(B, long_opts) * T).unsqueeze(1) +
                     torch::arange(k, T, long_opts).unsqueeze(0);  // (B, T−k)
     positive = positive.flatten();
-    auto negative = sample_negatives(mode_, positive, B, T, n_random, batch.labels);  // (M, n)
-    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);                  // (M, 1+n)
+    auto negative = sample_negatives(mode_, positive, B, T, n_random, labels);  // (M, n)
+    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);            // (M, 1+n)
     torch::Tensor scores;
     if (mode_ == NegativeMode::kSameSequence) {
       // Only the anchor's own window is a candidate: (B, T−k, C) × (B, C, T) → (B, T−k, T).
       auto local = columns - (torch::div(positive, T, "floor") * T).unsqueeze(1);
-      scores = torch::bmm(p, z.transpose(1, 2)).reshape({M, T}).gather(1, local);
+      scores = torch::bmm(p, z_score.transpose(1, 2)).reshape({M, T}).gather(1, local);
     } else {
-      scores = sampled_scores(p.reshape({M, C}), z_flat, columns);  // (M, 1+n)
+      scores = sampled_scores(p.reshape({M, C}), z_flat_score, columns);  // (M, 1+n)
     }
+    scores = scores.to(z.scalar_type());
     auto pos_scores = scores.select(1, 0);
     auto neg_scores = scores.narrow(1, 1, n_random);
     if (n_hard > 0) {
       // (M, hard, C) gathered bank rows — small (hard ≪ count), scored with one bmm.
       auto ids = hard_ids.index_select(0, positive).flatten();
       auto rows = bank_.index_select(0, ids).view({M, n_hard, C}).to(p.dtype());
-      auto hard_scores = torch::bmm(rows, p.reshape({M, C, 1})).squeeze(2);  // (M, hard)
+      auto hard_scores =
+          torch::bmm(rows, p.reshape({M, C, 1})).squeeze(2).to(z.scalar_type());  // (M, hard)
       neg_scores = torch::cat({neg_scores, hard_scores}, 1);
     }
     auto loss_k = loss::functional::info_nce(pos_scores, neg_scores, options);
@@ -351,7 +372,6 @@ StepOutput CpcAudio::step(const Batch& batch) {
   }
   out.loss = total / static_cast<double>(K);
   out.metrics["loss"] = out.loss.item<double>();
-  if (mode_ == NegativeMode::kHard && is_training()) push_bank(z_flat);
   return out;
 }
 

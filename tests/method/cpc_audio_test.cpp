@@ -212,6 +212,29 @@ TEST_F(CpcAudioTest, AnalyticCaseAllScoresEqualGivesLogOfOnePlusN) {
   EXPECT_EQ(out.metrics.at("acc_1"), 0.0);
 }
 
+TEST_F(CpcAudioTest, Bfloat16ScoresStayCloseToFloat32) {
+  for (const char* mode : {"batch", "same_sequence"}) {
+    auto cfg = tiny(mode);
+    CpcAudio cpc(cfg);
+    cfg.loss.precision = "bfloat16";
+    CpcAudio cpc16(cfg);
+    torch::NoGradGuard no_grad;
+    for (auto& item : cpc16.named_parameters())
+      item.value().copy_(cpc.named_parameters()[item.key()]);
+    Batch batch;
+    batch.input = torch::randn({4, 1, 4000});
+    torch::manual_seed(5);
+    double l32 = cpc.step(batch).loss.item<double>();
+    torch::manual_seed(5);
+    double l16 = cpc16.step(batch).loss.item<double>();
+    EXPECT_NEAR(l16, l32, 1e-2 * l32) << mode;
+    EXPECT_NE(l16, l32) << mode;  // it did run in bf16
+  }
+  auto bad = tiny();
+  bad.loss.precision = "float16";
+  EXPECT_THROW(CpcAudio{bad}, ConfigError);
+}
+
 // ---- training -----------------------------------------------------------------------------------
 
 TEST_F(CpcAudioTest, TwoStepSmokeForEveryModeAndContext) {
