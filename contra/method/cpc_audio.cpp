@@ -1,0 +1,378 @@
+#include "contra/method/cpc_audio.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "contra/loss/info_nce.h"
+
+namespace contra::method {
+
+// ---- config -------------------------------------------------------------------------------------
+
+void CpcEncoderConfig::validate() const {
+  check<ConfigError>(channels > 0, "channels: must be > 0 (got {})", channels);
+  check<ConfigError>(
+      !kernels.empty() && kernels.size() == strides.size() && kernels.size() == paddings.size(),
+      "kernels, strides, paddings: need equal non-zero lengths (got {}, {}, {})", kernels.size(),
+      strides.size(), paddings.size());
+  check<ConfigError>(norm == "none" || norm == "batch" || norm == "layer",
+                     "norm: must be none, batch or layer (got '{}')", norm);
+}
+
+void CpcContextConfig::validate() const {
+  check<ConfigError>(type == "gru" || type == "lstm" || type == "transformer",
+                     "type: must be gru, lstm or transformer (got '{}')", type);
+  check<ConfigError>(hidden > 0, "hidden: must be > 0 (got {})", hidden);
+  check<ConfigError>(layers >= 1, "layers: must be >= 1 (got {})", layers);
+  if (type == "transformer") {
+    check<ConfigError>(heads >= 1 && hidden % heads == 0,
+                       "heads: must divide hidden (got heads {}, hidden {})", heads, hidden);
+  }
+  check<ConfigError>(dropout >= 0 && dropout < 1, "dropout: must be in [0, 1) (got {})", dropout);
+}
+
+void CpcPredictorConfig::validate() const {
+  check<ConfigError>(steps >= 1, "steps: must be >= 1 (got {})", steps);
+  check<ConfigError>(head == "linear" || head == "transformer",
+                     "head: must be linear or transformer (got '{}')", head);
+}
+
+void CpcLossConfig::validate() const {
+  check<ConfigError>(temperature > 0, "temperature: must be > 0 (got {})", temperature);
+  check<ConfigError>(precision == "float32" || precision == "bfloat16",
+                     "precision: must be float32 or bfloat16 (got '{}')", precision);
+}
+
+void CpcNegativesConfig::validate() const {
+  parse_negative_mode(mode);
+  check<ConfigError>(count >= 1, "count: must be >= 1 (got {})", count);
+  if (mode == "hard") {
+    check<ConfigError>(hard >= 1 && hard <= count, "hard: must be in [1, count = {}] (got {})",
+                       count, hard);
+    check<ConfigError>(bank_size >= hard, "bank_size: must be >= hard = {} (got {})", hard,
+                       bank_size);
+  }
+}
+
+void CpcAudioConfig::validate() const {
+  // Sections validate themselves when read from YAML; this re-checks a struct built in code.
+  auto section = [](const char* name, auto&& f) {
+    try {
+      f();
+    } catch (const ConfigError& e) {
+      throw ConfigError(std::string(name) + "." + e.what());
+    }
+  };
+  section("encoder", [&] { encoder.validate(); });
+  section("context", [&] { context.validate(); });
+  section("predictor", [&] { predictor.validate(); });
+  section("loss", [&] { loss.validate(); });
+  section("negatives", [&] { negatives.validate(); });
+}
+
+// ---- negatives ----------------------------------------------------------------------------------
+
+NegativeMode parse_negative_mode(const std::string& name) {
+  if (name == "batch") return NegativeMode::kBatch;
+  if (name == "same_speaker") return NegativeMode::kSameSpeaker;
+  if (name == "same_sequence") return NegativeMode::kSameSequence;
+  if (name == "hard") return NegativeMode::kHard;
+  throw ConfigError(fmt::format(
+      "negatives.mode: unknown '{}' (expected batch, same_speaker, same_sequence or hard)", name));
+}
+
+const char* negative_mode_name(NegativeMode mode) {
+  switch (mode) {
+    case NegativeMode::kBatch:
+      return "batch";
+    case NegativeMode::kSameSpeaker:
+      return "same_speaker";
+    case NegativeMode::kSameSequence:
+      return "same_sequence";
+    case NegativeMode::kHard:
+      return "hard";
+  }
+  return "?";
+}
+
+namespace {
+
+/// Windows grouped by label: for window b, its group occupies order[start[b] .. start[b] +
+/// size[b]), and b sits at order[start[b] + rank[b]].
+struct SpeakerGroups {
+  torch::Tensor order, start, size, rank;
+};
+
+SpeakerGroups speaker_groups(const torch::Tensor& labels, int64_t batch) {
+  check<ConfigError>(labels.defined(),
+                     "cpc_audio: negatives.mode same_speaker needs batch.labels (speaker ids)");
+  check<ConfigError>(labels.dim() == 1 && labels.size(0) == batch,
+                     "cpc_audio: batch.labels must be ({}) speaker ids (got shape {})", batch,
+                     fmt::format("{}", fmt::join(labels.sizes(), ", ")));
+  auto l = labels.to(torch::kLong);
+  auto [sorted, order] = torch::sort(l, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  SpeakerGroups g;
+  g.order = order;
+  g.start = torch::searchsorted(sorted, l, /*out_int32=*/false, /*right=*/false);
+  g.size = torch::searchsorted(sorted, l, false, /*right=*/true) - g.start;
+  auto position = torch::empty_like(order);
+  position.scatter_(0, order, torch::arange(batch, order.options()));
+  g.rank = position - g.start;
+  return g;
+}
+
+void check_count(NegativeMode mode, int64_t count, int64_t available, int64_t batch,
+                 int64_t frames) {
+  check<ConfigError>(count <= available,
+                     "cpc_audio: negatives.count = {} but mode {} can supply only {} distinct "
+                     "frames per anchor (batch {} windows × {} frames); lower negatives.count or "
+                     "enlarge the batch/window{}",
+                     count, negative_mode_name(mode), available, batch, frames,
+                     mode == NegativeMode::kSameSpeaker ? " or put more windows per speaker" : "");
+}
+
+}  // namespace
+
+int64_t available_negatives(NegativeMode mode, int64_t batch, int64_t frames,
+                            const torch::Tensor& labels) {
+  switch (mode) {
+    case NegativeMode::kBatch:
+    case NegativeMode::kHard:
+      return batch * frames - 1;
+    case NegativeMode::kSameSequence:
+      return frames - 1;
+    case NegativeMode::kSameSpeaker: {
+      auto g = speaker_groups(labels, batch);
+      return g.size.min().item<int64_t>() * frames - 1;
+    }
+  }
+  return 0;
+}
+
+torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive, int64_t batch,
+                               int64_t frames, int64_t count, const torch::Tensor& labels) {
+  TORCH_CHECK(positive.dim() == 1, "sample_negatives: positive must be (M), got ",
+              positive.sizes());
+  check<ConfigError>(count >= 0, "cpc_audio: negatives.count must be >= 0 (got {})", count);
+  const auto opts = positive.options().dtype(torch::kLong);
+  const int64_t m = positive.size(0);
+  if (count == 0) return torch::empty({m, 0}, opts);
+  auto pos = positive.to(torch::kLong).unsqueeze(1);  // (M, 1)
+  switch (mode) {
+    case NegativeMode::kBatch:
+    case NegativeMode::kHard: {
+      check_count(mode, count, batch * frames - 1, batch, frames);
+      auto r = torch::randint(0, batch * frames - 1, {m, count}, opts);
+      return r + (r >= pos).to(torch::kLong);  // skip the positive's own slot
+    }
+    case NegativeMode::kSameSequence: {
+      check_count(mode, count, frames - 1, batch, frames);
+      auto window_start = torch::div(pos, frames, "floor") * frames;
+      auto r = torch::randint(0, frames - 1, {m, count}, opts);
+      return window_start + r + (r >= pos - window_start).to(torch::kLong);
+    }
+    case NegativeMode::kSameSpeaker: {
+      auto g = speaker_groups(labels, batch);
+      check_count(mode, count, g.size.min().item<int64_t>() * frames - 1, batch, frames);
+      auto b = torch::div(pos, frames, "floor").squeeze(1);  // (M) window of each anchor
+      auto t = pos.squeeze(1) - b * frames;
+      auto pool = (g.size.index_select(0, b) * frames).unsqueeze(1);  // (M, 1) frames in the pool
+      auto slot = (g.rank.index_select(0, b) * frames + t).unsqueeze(1);  // positive's pool slot
+      // Uniform r ∈ [0, pool − 1) per row (pools differ by row): floor(u · (pool − 1)), u ∈ [0, 1).
+      auto u = torch::rand({m, count}, opts.dtype(torch::kDouble));
+      auto r = torch::minimum((u * (pool - 1).to(torch::kDouble)).to(torch::kLong), pool - 2);
+      r = r + (r >= slot).to(torch::kLong);
+      auto first = g.start.index_select(0, b).unsqueeze(1);
+      auto window = g.order.index_select(0, (first + torch::div(r, frames, "floor")).flatten())
+                        .view({m, count});
+      return window * frames + torch::remainder(r, frames);
+    }
+  }
+  return {};
+}
+
+torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tensor& frames,
+                             const torch::Tensor& index) {
+  TORCH_CHECK(predictions.dim() == 2 && frames.dim() == 2 && predictions.size(1) == frames.size(1),
+              "sampled_scores: predictions (M, C) and frames (F, C) expected, got ",
+              predictions.sizes(), " and ", frames.sizes());
+  TORCH_CHECK(index.dim() == 2 && index.size(0) == predictions.size(0),
+              "sampled_scores: index must be (M, J), got ", index.sizes());
+  return torch::mm(predictions, frames.t()).gather(1, index);  // (M, F) → (M, J)
+}
+
+// ---- the method ---------------------------------------------------------------------------------
+
+CpcAudio::CpcAudio(CpcAudioConfig config) : config_(std::move(config)) {
+  config_.validate();
+  mode_ = parse_negative_mode(config_.negatives.mode);
+  const auto& e = config_.encoder;
+  encoder = register_module("encoder", nn::ConvEncoder(nn::ConvEncoderOptions()
+                                                           .channels(e.channels)
+                                                           .kernels(e.kernels)
+                                                           .strides(e.strides)
+                                                           .paddings(e.paddings)
+                                                           .norm(e.norm)));
+  const auto& c = config_.context;
+  context = register_module("context", nn::ContextNetwork(nn::ContextNetworkOptions(e.channels)
+                                                              .type(c.type)
+                                                              .hidden_size(c.hidden)
+                                                              .layers(c.layers)
+                                                              .heads(c.heads)
+                                                              .feedforward(c.feedforward)
+                                                              .dropout(c.dropout)));
+  const auto& p = config_.predictor;
+  predictor =
+      register_module("predictor", nn::CpcPredictor(nn::CpcPredictorOptions(c.hidden, e.channels)
+                                                        .steps(p.steps)
+                                                        .head(p.head)
+                                                        .bias(p.bias)
+                                                        .heads(p.heads)));
+  if (mode_ == NegativeMode::kHard) {
+    bank_ = register_buffer("bank", torch::zeros({config_.negatives.bank_size, e.channels}));
+    bank_next_ = register_buffer("bank_next", torch::zeros({}, torch::kLong));
+    bank_filled_ = register_buffer("bank_filled", torch::zeros({}, torch::kLong));
+  }
+}
+
+int64_t CpcAudio::frames_for(int64_t samples) const { return encoder->frames_for(samples); }
+
+int64_t CpcAudio::min_window() const {
+  return encoder->receptive_field() + config_.predictor.steps * encoder->downsampling();
+}
+
+void CpcAudio::check_window(int64_t samples) const {
+  check<ConfigError>(samples >= min_window(),
+                     "cpc_audio: window of {} samples is too short: needs >= {} (receptive field "
+                     "{} + {} steps × {} samples per frame)",
+                     samples, min_window(), encoder->receptive_field(), config_.predictor.steps,
+                     encoder->downsampling());
+}
+
+void CpcAudio::check_batch(int64_t batch, int64_t samples, const torch::Tensor& labels) const {
+  check_window(samples);
+  const int64_t frames = frames_for(samples);
+  const int64_t random =
+      config_.negatives.count - (mode_ == NegativeMode::kHard ? config_.negatives.hard : 0);
+  // In hard mode the in-batch part must also cover the hard slots until the bank is filled.
+  const int64_t needed = mode_ == NegativeMode::kHard ? config_.negatives.count : random;
+  check_count(mode_, needed, available_negatives(mode_, batch, frames, labels), batch, frames);
+}
+
+torch::Tensor CpcAudio::features(const torch::Tensor& input, const std::string& kind) {
+  check<ConfigError>(kind == "context" || kind == "encoder",
+                     "cpc_audio: unknown feature kind '{}' (expected context or encoder)", kind);
+  TORCH_CHECK(input.dim() == 3 && input.size(1) == 1, "cpc_audio: input must be (B, 1, S), got ",
+              input.sizes());
+  auto z = encoder->forward(input);
+  return kind == "encoder" ? z : context->forward(z);
+}
+
+void CpcAudio::push_bank(const torch::Tensor& frames) {
+  torch::NoGradGuard no_grad;
+  const int64_t capacity = bank_.size(0);
+  auto f = frames.detach();
+  if (f.size(0) > capacity) f = f.narrow(0, f.size(0) - capacity, capacity);
+  const int64_t n = f.size(0);
+  const int64_t next = bank_next_.item<int64_t>();
+  auto slots = torch::remainder(torch::arange(next, next + n, bank_next_.options()), capacity);
+  bank_.index_copy_(0, slots, f.to(bank_.dtype()));
+  bank_next_.fill_((next + n) % capacity);
+  bank_filled_.fill_(std::min(capacity, bank_filled_.item<int64_t>() + n));
+}
+
+StepOutput CpcAudio::step(const Batch& batch) {
+  const auto& x = batch.input;
+  TORCH_CHECK(x.defined() && x.dim() == 3 && x.size(1) == 1,
+              "cpc_audio: batch.input must be (B, 1, S) audio, got ",
+              x.defined() ? x.sizes() : torch::IntArrayRef{});
+  const int64_t B = x.size(0);
+  check_batch(B, x.size(2), batch.labels);
+  auto z = encoder->forward(x);              // (B, T, C)
+  auto c = context->forward(z);              // (B, T, H)
+  auto predictions = predictor->forward(c);  // (B, T, K, C)
+  auto out = contrastive_loss(z, predictions, batch.labels);
+  if (mode_ == NegativeMode::kHard && is_training()) push_bank(z.reshape({-1, z.size(2)}));
+  return out;
+}
+
+StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tensor& predictions,
+                                      const torch::Tensor& labels) {
+  const int64_t K = config_.predictor.steps;
+  TORCH_CHECK(z.dim() == 3 && predictions.dim() == 4 && predictions.size(0) == z.size(0) &&
+                  predictions.size(1) == z.size(1) && predictions.size(2) == K &&
+                  predictions.size(3) == z.size(2),
+              "cpc_audio: z (B, T, C) and predictions (B, T, K, C) expected, got ", z.sizes(),
+              " and ", predictions.sizes());
+  const int64_t B = z.size(0);
+  const int64_t n_neg = config_.negatives.count;
+  loss::InfoNCEOptions options;
+  options.temperature(config_.loss.temperature);
+  const int64_t T = z.size(1), C = z.size(2);
+  auto z_flat = z.reshape({B * T, C});
+  // Scoring operands: bf16 halves the bytes and runs on AMX/bf16 units; scores return to float32.
+  const bool bf16 = config_.loss.precision == "bfloat16";
+  auto z_score = bf16 ? z.to(torch::kBFloat16) : z;
+  auto z_flat_score = bf16 ? z_flat.to(torch::kBFloat16) : z_flat;
+  auto predictions_score = bf16 ? predictions.to(torch::kBFloat16) : predictions;
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(z.device());
+
+  // Hard mode: the `hard` bank entries nearest to every frame of the batch (shared by all k).
+  torch::Tensor hard_ids;
+  int64_t n_hard = 0;
+  if (mode_ == NegativeMode::kHard) {
+    const int64_t filled = bank_filled_.item<int64_t>();
+    if (filled >= config_.negatives.hard) {
+      n_hard = config_.negatives.hard;
+      torch::NoGradGuard no_grad;
+      auto bank = bank_.narrow(0, 0, filled);
+      hard_ids = std::get<1>(torch::cdist(z_flat.detach(), bank).topk(n_hard, 1, false));
+    }
+  }
+  const int64_t n_random = n_neg - n_hard;
+
+  StepOutput out;
+  torch::Tensor total;
+  for (int64_t k = 1; k <= K; ++k) {
+    const int64_t Tk = T - k, M = B * Tk;
+    auto p = predictions_score.narrow(1, 0, Tk).select(2, k - 1);  // (B, T−k, C)
+    // Positives z_{t+k}: flat frame ids b·T + t + k, t ∈ [0, T−k).
+    auto positive = (torch::arange(B, long_opts) * T).unsqueeze(1) +
+                    torch::arange(k, T, long_opts).unsqueeze(0);  // (B, T−k)
+    positive = positive.flatten();
+    auto negative = sample_negatives(mode_, positive, B, T, n_random, labels);  // (M, n)
+    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);            // (M, 1+n)
+    torch::Tensor scores;
+    if (mode_ == NegativeMode::kSameSequence) {
+      // Only the anchor's own window is a candidate: (B, T−k, C) × (B, C, T) → (B, T−k, T).
+      auto local = columns - (torch::div(positive, T, "floor") * T).unsqueeze(1);
+      scores = torch::bmm(p, z_score.transpose(1, 2)).reshape({M, T}).gather(1, local);
+    } else {
+      scores = sampled_scores(p.reshape({M, C}), z_flat_score, columns);  // (M, 1+n)
+    }
+    scores = scores.to(z.scalar_type());
+    auto pos_scores = scores.select(1, 0);
+    auto neg_scores = scores.narrow(1, 1, n_random);
+    if (n_hard > 0) {
+      // (M, hard, C) gathered bank rows — small (hard ≪ count), scored with one bmm.
+      auto ids = hard_ids.index_select(0, positive).flatten();
+      auto rows = bank_.index_select(0, ids).view({M, n_hard, C}).to(p.dtype());
+      auto hard_scores =
+          torch::bmm(rows, p.reshape({M, C, 1})).squeeze(2).to(z.scalar_type());  // (M, hard)
+      neg_scores = torch::cat({neg_scores, hard_scores}, 1);
+    }
+    auto loss_k = loss::functional::info_nce(pos_scores, neg_scores, options);
+    total = total.defined() ? total + loss_k : loss_k;
+    {
+      torch::NoGradGuard no_grad;
+      auto correct = pos_scores > std::get<0>(neg_scores.max(1));
+      out.metrics[fmt::format("acc_{}", k)] = correct.to(torch::kDouble).mean().item<double>();
+      out.metrics[fmt::format("loss_{}", k)] = loss_k.item<double>();
+    }
+  }
+  out.loss = total / static_cast<double>(K);
+  out.metrics["loss"] = out.loss.item<double>();
+  return out;
+}
+
+}  // namespace contra::method

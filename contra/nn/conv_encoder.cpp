@@ -1,0 +1,111 @@
+#include "contra/nn/conv_encoder.h"
+
+#include <torch/torch.h>
+
+#include "contra/core/error.h"
+
+namespace contra::nn {
+
+ConvEncoderImpl::ConvEncoderImpl(ConvEncoderOptions options_) : options(std::move(options_)) {
+  const auto n = options.kernels().size();
+  check<ConfigError>(n > 0, "conv_encoder: kernels must not be empty");
+  check<ConfigError>(options.strides().size() == n && options.paddings().size() == n,
+                     "conv_encoder: kernels, strides and paddings must have the same length (got "
+                     "{}, {}, {})",
+                     n, options.strides().size(), options.paddings().size());
+  check<ConfigError>(options.channels() > 0, "conv_encoder: channels must be > 0 (got {})",
+                     options.channels());
+  check<ConfigError>(options.in_channels() > 0, "conv_encoder: in_channels must be > 0 (got {})",
+                     options.in_channels());
+  for (std::size_t i = 0; i < n; ++i) {
+    check<ConfigError>(
+        options.kernels()[i] > 0 && options.strides()[i] > 0 && options.paddings()[i] >= 0,
+        "conv_encoder: layer {}: kernel and stride must be > 0 and padding >= 0 "
+        "(got kernel {}, stride {}, padding {})",
+        i, options.kernels()[i], options.strides()[i], options.paddings()[i]);
+  }
+  check<ConfigError>(
+      options.norm() == "none" || options.norm() == "batch" || options.norm() == "layer",
+      "conv_encoder: norm must be none, batch or layer (got '{}')", options.norm());
+  reset();
+}
+
+void ConvEncoderImpl::reset() {
+  convs_ = register_module("convs", torch::nn::ModuleList());
+  norms_ = register_module("norms", torch::nn::ModuleList());
+  int64_t in = options.in_channels();
+  for (std::size_t i = 0; i < options.kernels().size(); ++i) {
+    convs_->push_back(
+        torch::nn::Conv1d(torch::nn::Conv1dOptions(in, options.channels(), options.kernels()[i])
+                              .stride(options.strides()[i])
+                              .padding(options.paddings()[i])));
+    if (options.norm() == "batch") {
+      norms_->push_back(torch::nn::BatchNorm1d(
+          torch::nn::BatchNorm1dOptions(options.channels()).eps(options.eps())));
+    } else if (options.norm() == "layer") {
+      norms_->push_back(torch::nn::LayerNorm(
+          torch::nn::LayerNormOptions({options.channels()}).eps(options.eps())));
+    }
+    in = options.channels();
+  }
+}
+
+torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 3 && input.size(1) == options.in_channels(),
+              "conv_encoder: input must be (B, ", options.in_channels(), ", S), got ",
+              input.sizes());
+  TORCH_CHECK(frames_for(input.size(2)) > 0, "conv_encoder: input of ", input.size(2),
+              " samples is shorter than the receptive field (", receptive_field(), ")");
+  torch::Tensor x = input;
+  const bool layer = options.norm() == "layer";
+  for (std::size_t i = 0; i < convs_->size(); ++i) {
+    x = convs_[i]->as<torch::nn::Conv1d>()->forward(x);  // (B, C, L)
+    if (layer) {
+      // Normalise each frame over its channels: LayerNorm on (B, L, C), then back to (B, C, L).
+      x = norms_[i]->as<torch::nn::LayerNorm>()->forward(x.transpose(1, 2));
+      x = torch::relu_(x);
+      x = i + 1 < convs_->size() ? x.transpose(1, 2) : x;  // last layer stays (B, T, C)
+    } else {
+      if (!norms_->is_empty()) x = norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x);
+      x = torch::relu_(x);
+    }
+  }
+  return layer ? x : x.transpose(1, 2);
+}
+
+int64_t ConvEncoderImpl::downsampling() const {
+  int64_t d = 1;
+  for (auto s : options.strides()) d *= s;
+  return d;
+}
+
+int64_t ConvEncoderImpl::receptive_field() const {
+  // r = 1 + Σ_l (k_l − 1) · Π_{j<l} s_j
+  int64_t r = 1, jump = 1;
+  for (std::size_t i = 0; i < options.kernels().size(); ++i) {
+    r += (options.kernels()[i] - 1) * jump;
+    jump *= options.strides()[i];
+  }
+  return r;
+}
+
+int64_t ConvEncoderImpl::padding_offset() const {
+  int64_t o = 0, jump = 1;
+  for (std::size_t i = 0; i < options.kernels().size(); ++i) {
+    o += options.paddings()[i] * jump;
+    jump *= options.strides()[i];
+  }
+  return o;
+}
+
+int64_t ConvEncoderImpl::frames_for(int64_t samples) const {
+  int64_t length = samples;
+  for (std::size_t i = 0; i < options.kernels().size(); ++i) {
+    const int64_t span = length + 2 * options.paddings()[i] - options.kernels()[i];
+    if (span < 0) return 0;
+    length = span / options.strides()[i] + 1;
+  }
+  return length;
+}
+
+}  // namespace contra::nn
