@@ -103,6 +103,13 @@ YAML::Node ConfigTree::node(const std::string& path) const {
   return chain.back();
 }
 
+std::string ConfigTree::get_string(const std::string& path, const std::string& fallback) const {
+  YAML::Node n = node(path);
+  if (!n.IsDefined() || n.IsNull()) return fallback;
+  if (!n.IsScalar()) detail::throw_bad_value(where(path, n), path, "a string", n);
+  return n.Scalar();
+}
+
 std::string ConfigTree::where(const std::string& path, const YAML::Node& node) const {
   for (const auto& o : overridden_) {
     if (path == o || path.rfind(o + ".", 0) == 0 || path.rfind(o + "[", 0) == 0) return "--set " + o;

@@ -50,9 +50,12 @@ class ConfigTree {
   YAML::Node& root() { return root_; }
   const YAML::Node& root() const { return root_; }
 
-  /// Reads the section at `path` ("" = the whole document) into a typed struct.
+  /// Reads the section at `path` ("" = the whole document) into a typed struct. Keys in `ignore` are
+  /// accepted in that section without being read (e.g. `name` of a `method:` section).
   template <class T>
-  T get(const std::string& path) const;
+  T get(const std::string& path, const std::set<std::string>& ignore = {}) const;
+  /// A scalar string at a dotted path, or `fallback` when absent.
+  std::string get_string(const std::string& path, const std::string& fallback) const;
 
   /// Rejects top-level sections other than `allowed` (and `schema_version`).
   void check_sections(const std::vector<std::string>& allowed) const;
@@ -83,8 +86,9 @@ std::string join_path(const std::string& prefix, const std::string& key);
 /// Visitor that fills a struct from a YAML map and rejects keys the struct does not declare.
 class ConfigReader {
  public:
-  ConfigReader(const ConfigTree& tree, YAML::Node node, std::string path)
-      : tree_(tree), node_(std::move(node)), path_(std::move(path)) {}
+  ConfigReader(const ConfigTree& tree, YAML::Node node, std::string path,
+               std::set<std::string> ignore = {})
+      : tree_(tree), node_(std::move(node)), path_(std::move(path)), seen_(std::move(ignore)) {}
 
   template <class T>
   void operator()(const char* key, T& value, const char* doc = "") {
@@ -99,10 +103,11 @@ class ConfigReader {
   void finish() const;
 
   template <class T>
-  void read(const YAML::Node& node, const std::string& path, T& value) const {
+  void read(const YAML::Node& node, const std::string& path, T& value,
+            const std::set<std::string>& ignore = {}) const {
     if constexpr (detail::has_visit<T>::value) {
       if (!node.IsMap()) detail::throw_bad_value(tree_.where(path, node), path, "a mapping", node);
-      ConfigReader sub(tree_, node, path);
+      ConfigReader sub(tree_, node, path, ignore);
       value.visit(sub);
       sub.finish();
       validate(node, path, value);
@@ -196,12 +201,12 @@ YAML::Node to_yaml(const T& value) {
 std::string yaml_text(const YAML::Node& node);
 
 template <class T>
-T ConfigTree::get(const std::string& path) const {
+T ConfigTree::get(const std::string& path, const std::set<std::string>& ignore) const {
   T value{};
   YAML::Node section = node(path);
   ConfigReader reader(*this, section, path);
   if (section.IsDefined() && !section.IsNull()) {
-    reader.read(section, path, value);
+    reader.read(section, path, value, ignore);
   } else {
     reader.validate(section, path, value);
   }

@@ -1,0 +1,62 @@
+#include "contra/method/registry.h"
+
+#include <functional>
+#include <utility>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "contra/core/error.h"
+#include "contra/method/cpc_audio.h"
+
+namespace contra::method {
+
+namespace {
+constexpr const char* kCpcAudio = "cpc_audio";
+
+struct Entry {
+  const char* name;
+  std::function<std::shared_ptr<Method>(const ConfigTree&)> make;
+  std::function<YAML::Node(const ConfigTree&)> resolve;
+};
+
+const std::vector<Entry>& table() {
+  static const std::vector<Entry> entries = {
+      {kCpcAudio,
+       [](const ConfigTree& t) {
+         return std::make_shared<CpcAudio>(t.get<CpcAudioConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<CpcAudioConfig>("method", {"name"})); }},
+  };
+  return entries;
+}
+
+const Entry& find(const ConfigTree& tree) {
+  std::string name = tree.get_string("method.name", kCpcAudio);
+  for (const auto& e : table()) {
+    if (name == e.name) return e;
+  }
+  throw ConfigError(fmt::format("{}: method.name: unknown method '{}' (valid: {})",
+                                tree.where("method.name", tree.node("method.name")), name,
+                                fmt::join(method_names(), ", ")));
+}
+}  // namespace
+
+std::vector<std::string> method_names() {
+  std::vector<std::string> names;
+  for (const auto& e : table()) names.push_back(e.name);
+  return names;
+}
+
+std::shared_ptr<Method> make_method(const ConfigTree& tree) { return find(tree).make(tree); }
+
+void resolve_method_config(const ConfigTree& tree, YAML::Node& out) {
+  const Entry& e = find(tree);
+  YAML::Node node = e.resolve(tree);
+  YAML::Node section(YAML::NodeType::Map);
+  section["name"] = e.name;
+  for (const auto& kv : node) section[kv.first] = kv.second;
+  out["method"] = section;
+}
+
+}  // namespace contra::method
