@@ -1,0 +1,128 @@
+// contra train: train a recipe (configs/*.yaml); contra probe: evaluate a checkpoint with the probes.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands/commands.h"
+#include "contra/core/config.h"
+#include "contra/core/error.h"
+#include "contra/core/fs.h"
+#include "contra/train/checkpoint.h"
+#include "contra/train/recipe.h"
+
+namespace contra::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TrainOptions {
+  ConfigOptions config;
+  std::string run;
+  bool resume = false;
+  bool json = false;
+};
+
+struct ProbeOptions {
+  ConfigOptions config;
+  std::string checkpoint;
+  std::string out;
+  bool json = false;
+};
+
+// Splits "runs/name" into run.dir and run.name overrides.
+void set_run_dir(ConfigTree& tree, const std::string& run) {
+  fs::path p = fs::path(run).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  tree.set("run.name=" + p.filename().string());
+  tree.set("run.dir=" + (p.parent_path().empty() ? std::string(".") : p.parent_path().string()));
+}
+
+int run_train(const TrainOptions& o) {
+  ConfigTree tree;
+  if (!o.config.config.empty()) {
+    tree = ConfigTree::load_file(o.config.config);
+  } else if (o.resume && !o.run.empty() && path_exists(o.run + "/config.yaml")) {
+    tree = ConfigTree::load_file(o.run + "/config.yaml");
+  } else {
+    throw UsageError("train: give --config FILE (or --resume --run RUN_DIR of an existing run)");
+  }
+  if (!o.run.empty()) set_run_dir(tree, o.run);
+  for (const auto& s : o.config.sets) tree.set(s);
+  train::Recipe recipe = train::load_recipe(tree);
+  train::TrainSummary s = train::train_recipe(recipe, o.resume);
+  if (o.json) {
+    nlohmann::json j = {{"run_dir", recipe.run_dir()},       {"first_step", s.first_step},
+                        {"steps", s.steps},                  {"seconds", s.seconds},
+                        {"items_per_second", s.items_per_second}, {"loss", s.loss},
+                        {"metrics", s.metrics},              {"checkpoint", s.checkpoint},
+                        {"stopped_early", s.stopped_early},  {"loader_wait_seconds", s.loader_wait_seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  if (s.steps == s.first_step) {
+    std::printf("run %s is already at step %lld (train.steps); nothing to do\n", recipe.run_dir().c_str(),
+                static_cast<long long>(s.steps));
+    return 0;
+  }
+  std::printf("run          %s\n", recipe.run_dir().c_str());
+  std::printf("steps        %lld -> %lld%s\n", static_cast<long long>(s.first_step),
+              static_cast<long long>(s.steps), s.stopped_early ? " (stopped by train.max_seconds)" : "");
+  std::printf("time         %.1f s (%.1f windows/s, loader wait %.1f s)\n", s.seconds, s.items_per_second,
+              s.loader_wait_seconds);
+  std::printf("final loss   %.4f\n", s.loss);
+  for (const auto& [k, v] : s.metrics) {
+    if (k.rfind("acc_", 0) == 0) std::printf("%-12s %.3f\n", k.c_str(), v);
+  }
+  std::printf("checkpoint   %s\n", s.checkpoint.c_str());
+  return 0;
+}
+
+int run_probe(const ProbeOptions& o) {
+  std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
+  ConfigTree tree = o.config.config.empty()
+                        ? ConfigTree::from_string(train::read_checkpoint_meta(checkpoint).config_yaml,
+                                                  checkpoint + " (config)")
+                        : ConfigTree::load_file(o.config.config);
+  for (const auto& s : o.config.sets) tree.set(s);
+  train::Recipe recipe = train::load_recipe(tree);
+  std::string out = o.out;
+  if (out.empty()) {
+    out = fs::is_directory(o.checkpoint) ? o.checkpoint
+                                         : fs::path(checkpoint).parent_path().parent_path().string();
+  }
+  auto rows = train::probe_recipe(recipe, checkpoint, out);
+  if (o.json) {
+    std::printf("%s\n", read_file(out + "/results.json").c_str());
+  } else {
+    std::printf("%s", eval::speech_probe_markdown(rows, recipe.probe.hidden > 0).c_str());
+    std::printf("\nwritten: %s/results.md, %s/results.json\n", out.c_str(), out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  auto* train = app.add_subcommand("train", "train a recipe (e.g. configs/cpc_speech.yaml)");
+  add_config_options(train, o->config);
+  train->add_option("--run", o->run, "run directory (default: run.dir/run.name of the config)");
+  train->add_flag("--resume", o->resume,
+                  "continue from the run directory's last checkpoint (starts fresh when it has none)");
+  train->add_flag("--json", o->json, "print the summary as JSON");
+  train->callback([o] { set_runner([o] { return run_train(*o); }); });
+
+  auto p = std::make_shared<ProbeOptions>();
+  auto* probe = app.add_subcommand(
+      "probe", "phone and speaker linear probes of a checkpoint, with random-init and MFCC baselines");
+  probe->add_option("--checkpoint", p->checkpoint, "run directory or checkpoint file")->required();
+  add_config_options(probe, p->config);
+  probe->add_option("--out", p->out, "folder for results.json / results.md (default: the run directory)");
+  probe->add_flag("--json", p->json, "print results.json");
+  probe->callback([p] { set_runner([p] { return run_probe(*p); }); });
+}
+
+}  // namespace contra::cli

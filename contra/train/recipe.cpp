@@ -1,0 +1,187 @@
+#include "contra/train/recipe.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "contra/core/error.h"
+#include "contra/core/fs.h"
+#include "contra/core/logging.h"
+#include "contra/core/runtime.h"
+#include "contra/data/audio_windows.h"
+#include "contra/method/cpc_audio.h"
+#include "contra/method/registry.h"
+#include "contra/train/checkpoint.h"
+#include "contra/transforms/mfcc.h"
+
+namespace contra::train {
+namespace fs = std::filesystem;
+
+void RunConfig::validate() const {
+  check<ConfigError>(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
+                     "name: must be a plain folder name (got '{}')", name);
+  check<ConfigError>(!dir.empty(), "dir: must not be empty");
+}
+
+void SpeechDataConfig::validate() const {
+  check<ConfigError>(!root.empty(), "root: must not be empty");
+  check<ConfigError>(window >= 160, "window: must be >= 160 samples (got {})", window);
+  check<ConfigError>(cache_mb >= 1, "cache_mb: must be >= 1 (got {})", cache_mb);
+}
+
+std::string SpeechDataConfig::path(const std::string& name) const {
+  if (name.empty() || fs::path(name).is_absolute()) return name;
+  return (fs::path(root) / name).string();
+}
+
+Recipe load_recipe(const ConfigTree& tree) {
+  tree.check_sections({"run", "data", "corpus", "method", "train", "optim", "probe"});
+  Recipe r;
+  r.tree = tree;
+  r.run = tree.get<RunConfig>("run");
+  r.data = tree.get<SpeechDataConfig>("data");
+  r.corpus = tree.get<data::SpeechCorpusConfig>("corpus");
+  r.train = tree.get<TrainConfig>("train");
+  r.optim = tree.get<OptimConfig>("optim");
+  r.probe = tree.get<eval::SpeechProbeConfig>("probe");
+  method::make_method(tree);  // validates the method section (name and keys) now, not mid-run
+  return r;
+}
+
+std::string Recipe::resolved_yaml() const {
+  YAML::Node root(YAML::NodeType::Map);
+  root["schema_version"] = kConfigSchemaVersion;
+  root["run"] = to_yaml(run);
+  root["data"] = to_yaml(data);
+  root["corpus"] = to_yaml(corpus);
+  method::resolve_method_config(tree, root);
+  root["train"] = to_yaml(train);
+  root["optim"] = to_yaml(optim);
+  root["probe"] = to_yaml(probe);
+  return yaml_text(root);
+}
+
+SpeechData open_speech_data(const Recipe& r) {
+  if (!path_exists(r.data.root)) {
+    if (!r.data.generate) {
+      throw DataError(fmt::format("data.root '{}': no such folder (set data.generate=true to build the "
+                                  "built-in corpus there)",
+                                  r.data.root));
+    }
+    log().info("generating the built-in speech corpus into {}", r.data.root);
+    auto stats = data::generate_speech_corpus(r.corpus, r.data.root);
+    log().info("corpus: {} speakers, {} utterances, {:.2f} h in {:.1f} s", stats.speakers,
+               stats.utterances, stats.hours, stats.seconds);
+  }
+  SpeechData d;
+  d.dataset = std::make_unique<data::LibriSpeechDataset>(r.data.root);
+  d.train_ids = data::read_split(r.data.path(r.data.train_split));
+  d.test_ids = data::read_split(r.data.path(r.data.test_split));
+  if (!r.data.alignments.empty() && path_exists(r.data.path(r.data.alignments))) {
+    d.alignments = std::make_unique<data::PhoneAlignments>(
+        r.data.path(r.data.alignments), r.data.phones.empty() ? "" : r.data.path(r.data.phones));
+  }
+  return d;
+}
+
+TrainSummary train_recipe(const Recipe& r, bool resume) {
+  set_threads(static_cast<int>(r.train.threads));
+  seed_everything(static_cast<std::uint64_t>(r.train.seed));
+  std::shared_ptr<method::Method> method = method::make_method(r.tree);
+  SpeechData d = open_speech_data(r);
+  data::AudioWindowOptions window_options;
+  window_options.window = r.data.window;
+  window_options.cache_bytes = r.data.cache_mb << 20;
+  auto source = std::make_shared<data::AudioWindowSource>(*d.dataset, d.train_ids, window_options);
+  log().info("training on {} utterances of {} speakers ({} shorter than a window skipped)",
+             source->utterances(), source->speakers(), source->skipped());
+  if (auto* cpc = dynamic_cast<method::CpcAudio*>(method.get())) {
+    cpc->check_window(r.data.window);
+    torch::Tensor labels;
+    if (r.train.speakers_per_batch > 0) {
+      labels = torch::arange(r.train.speakers_per_batch).repeat_interleave(
+          r.train.batch_size / r.train.speakers_per_batch);
+    } else {
+      labels = torch::arange(r.train.batch_size);
+    }
+    cpc->check_batch(r.train.batch_size, r.data.window, labels);
+  }
+  const auto seed = static_cast<std::uint64_t>(r.train.seed);
+  const auto batch = r.train.batch_size, per_speaker = r.train.speakers_per_batch;
+  auto make_batch = [source, seed, batch, per_speaker](std::int64_t i) {
+    return source->batch(i, batch, per_speaker, seed);
+  };
+  Trainer trainer(method, r.train, r.optim, r.run_dir(), r.resolved_yaml());
+  return trainer.fit(make_batch, resume);
+}
+
+std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::string& checkpoint,
+                                               const std::string& out_dir) {
+  set_threads(static_cast<int>(r.train.threads));
+  SpeechData d = open_speech_data(r);
+  if (!d.alignments) {
+    throw DataError(fmt::format("probe: no phone alignments at '{}'", r.data.path(r.data.alignments)));
+  }
+  c10::Device device = parse_device(r.train.device);
+  auto model_features = [&](std::shared_ptr<method::Method> m) -> eval::SpeechFeatureFn {
+    m->to(device);
+    m->eval();
+    std::string kind = r.probe.features;
+    return [m, kind, device](const torch::Tensor& wave) {
+      return m->features(wave.unsqueeze(0).to(device), kind).squeeze(0);
+    };
+  };
+  std::vector<eval::SpeechProbeRow> rows;
+  CheckpointMeta meta;
+  {
+    auto trained = method::make_method(r.tree);
+    meta = load_checkpoint(checkpoint, *trained);
+    rows.push_back(eval::run_speech_probe(fmt::format("{} ({} steps)", trained->name(), meta.step),
+                                          model_features(trained), *d.dataset, *d.alignments,
+                                          d.train_ids, d.test_ids, r.probe));
+  }
+  for (const auto& baseline : r.probe.baselines) {
+    if (baseline == "random") {
+      seed_everything(static_cast<std::uint64_t>(r.train.seed));  // the trained model's initial weights
+      auto random = method::make_method(r.tree);
+      rows.push_back(eval::run_speech_probe("random init", model_features(random), *d.dataset,
+                                            *d.alignments, d.train_ids, d.test_ids, r.probe));
+    } else if (baseline == "mfcc") {
+      rows.push_back(eval::run_speech_probe(
+          "MFCC (13 + deltas)", [](const torch::Tensor& wave) { return transforms::mfcc(wave[0]); },
+          *d.dataset, *d.alignments, d.train_ids, d.test_ids, r.probe));
+    }
+  }
+  // results.json + results.md
+  nlohmann::json rows_json = nlohmann::json::array();
+  for (const auto& row : rows) {
+    nlohmann::json j = {{"features", row.name},
+                        {"dim", row.dim},
+                        {"phone_accuracy", row.phone.test_accuracy},
+                        {"phone_train_accuracy", row.phone.train_accuracy},
+                        {"phone_classes", row.phone.classes},
+                        {"phone_chance", row.phone.chance_accuracy},
+                        {"speaker_accuracy", row.speaker.test_accuracy},
+                        {"speaker_train_accuracy", row.speaker.train_accuracy},
+                        {"speakers", row.speaker.classes},
+                        {"speaker_chance", row.speaker.chance_accuracy},
+                        {"seconds", row.seconds}};
+    if (r.probe.hidden > 0) j["phone_mlp_accuracy"] = row.phone_mlp.test_accuracy;
+    rows_json.push_back(j);
+  }
+  nlohmann::json results = {{"checkpoint", checkpoint},
+                            {"step", meta.step},
+                            {"probe", nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.probe))).dump())},
+                            {"rows", rows_json}};
+  make_dirs(out_dir);
+  write_file_atomic(out_dir + "/results.json", results.dump(2) + "\n");
+  std::string md = fmt::format("# Probe results\n\ncheckpoint `{}` (step {}), features `{}`\n\n", checkpoint,
+                               meta.step, r.probe.features) +
+                   eval::speech_probe_markdown(rows, r.probe.hidden > 0);
+  write_file_atomic(out_dir + "/results.md", md);
+  return rows;
+}
+
+}  // namespace contra::train

@@ -1,0 +1,92 @@
+#pragma once
+/// A recipe: one YAML file with every setting of a run (DESIGN.md §4), resolved once into typed
+/// sections. Sections: run, data, corpus, method, train, optim, probe.
+///
+///   Recipe r = load_recipe(ConfigTree::load_file("configs/cpc_speech.yaml"));
+///   TrainSummary s = train_recipe(r, /*resume=*/false);
+///   auto rows = probe_recipe(r, latest_checkpoint(r.run_dir()));
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "contra/core/config.h"
+#include "contra/data/librispeech.h"
+#include "contra/data/speech_corpus.h"
+#include "contra/eval/speech_probe.h"
+#include "contra/train/train_config.h"
+#include "contra/train/trainer.h"
+
+namespace contra::train {
+
+struct RunConfig {
+  std::string name = "cpc_speech";  // run directory = dir/name
+  std::string dir = "runs";
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "run name (folder under dir)");
+    v("dir", dir, "folder of run directories");
+  }
+  void validate() const;
+};
+
+/// `data:` a LibriSpeech-layout speech corpus with CPC alignments (the built-in one by default).
+struct SpeechDataConfig {
+  std::string root = "data/speech";
+  std::string train_split = "train_split.txt";  // relative to root unless absolute
+  std::string test_split = "test_split.txt";
+  std::string alignments = "converted_aligned_phones.txt";
+  std::string phones = "phones.txt";            // "" when the corpus has none
+  std::int64_t window = 20480;                  // samples per training window (1.28 s)
+  std::int64_t cache_mb = 2048;                 // decoded audio kept in memory
+  bool generate = true;                         // build the built-in corpus (corpus:) if root is missing
+  template <class V>
+  void visit(V& v) {
+    v("root", root, "corpus root (LibriSpeech layout)");
+    v("train_split", train_split, "utterance ids for training (relative to root)");
+    v("test_split", test_split, "utterance ids for testing the probes");
+    v("alignments", alignments, "CPC phone alignments (converted_aligned_phones.txt)");
+    v("phones", phones, "phone id -> symbol list (\"\" = none)");
+    v("window", window, "samples per training window");
+    v("cache_mb", cache_mb, "decoded audio cache in MiB");
+    v("generate", generate, "generate the built-in corpus when root does not exist");
+  }
+  void validate() const;
+  /// `name` resolved against root.
+  std::string path(const std::string& name) const;
+};
+
+struct Recipe {
+  ConfigTree tree;
+  RunConfig run;
+  SpeechDataConfig data;
+  data::SpeechCorpusConfig corpus;
+  TrainConfig train;
+  OptimConfig optim;
+  eval::SpeechProbeConfig probe;
+
+  std::string run_dir() const { return run.dir + "/" + run.name; }
+  /// The fully resolved config (every section, defaults filled in, schema_version).
+  std::string resolved_yaml() const;
+};
+
+/// Reads every section (unknown sections and keys rejected with file:line).
+Recipe load_recipe(const ConfigTree& tree);
+
+/// The opened speech corpus of a recipe.
+struct SpeechData {
+  std::unique_ptr<data::LibriSpeechDataset> dataset;
+  std::unique_ptr<data::PhoneAlignments> alignments;
+  std::vector<std::string> train_ids, test_ids;
+};
+/// Opens (and, when allowed and missing, first generates) the corpus.
+SpeechData open_speech_data(const Recipe& recipe);
+
+/// Trains the recipe's method into run_dir(); `resume` continues from its last checkpoint.
+TrainSummary train_recipe(const Recipe& recipe, bool resume);
+
+/// Probes the checkpoint (and the baselines of probe.baselines) and writes results.json / results.md
+/// into `out_dir`. Returns the rows, model first.
+std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& recipe, const std::string& checkpoint,
+                                               const std::string& out_dir);
+
+}  // namespace contra::train
