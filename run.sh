@@ -2,7 +2,8 @@
 # contra's one entry point for people and CI. Each command installs what is missing (Debian packages via
 # scripts/install-deps.sh), configures and builds what it needs, then acts.
 #
-#   ./run.sh demo      the main job on the built-in data (see README: Quick start)
+#   ./run.sh demo      the main job: built-in corpus -> CPC training -> probes table (README: Quick start)
+#                      extra arguments go to `contra train` (e.g. --set train.steps=3000)
 #   ./run.sh test      build and run the test suite (unit + integration; not slow/cuda)
 #   ./run.sh build     configure and build everything but the benchmarks
 #   ./run.sh bench     build the benchmarks and run the side-by-side comparisons (bench/README.md)
@@ -36,9 +37,13 @@ case "$cmd" in
     deps
     build --target contra_cli contra_speechgen
     bin="$BUILD_DIR/bin/contra"
-    "$bin" env --no-measure >&2
+    "$bin" env >&2
     echo "== built-in speech corpus ($DATA_DIR/speech) ==" >&2
-    "$bin" corpus speech --if-missing --out "$DATA_DIR/speech" "$@"
+    "$bin" corpus speech --if-missing --out "$DATA_DIR/speech"
+    echo "== CPC training (configs/cpc_speech.yaml; resumes a stopped run) ==" >&2
+    "$bin" train --config configs/cpc_speech.yaml --resume --set data.root="$DATA_DIR/speech" "$@"
+    echo "== phone and speaker probes: CPC vs random init vs MFCC ==" >&2
+    "$bin" probe --checkpoint runs/cpc_speech
     ;;
   test)
     deps
