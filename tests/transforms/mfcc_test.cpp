@@ -38,7 +38,7 @@ TEST_F(MfccTest, MatchesIndependentNumpyReference) {
       const double expected = ref["features"][t][f];
       const double got = feats[t][f].item<double>();
       worst = std::max(worst, std::abs(got - expected) / (1e-2 + std::abs(expected)));
-      EXPECT_NEAR(got, expected, 1e-3 + 1e-4 * std::abs(expected))
+      EXPECT_NEAR(got, expected, 1e-4 + 1e-5 * std::abs(expected))
           << "frame " << t << " feat " << f;
     }
   }
