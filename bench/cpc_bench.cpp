@@ -33,9 +33,11 @@ using contra::method::NegativeMode;
 constexpr int64_t kBatch = 8, kWindow = 20480, kFrames = 128, kChannels = 256, kSteps = 12;
 const char* kModes[] = {"batch", "same_speaker", "same_sequence", "hard"};
 
-CpcAudioConfig paper_config(const std::string& mode, bool bf16 = false) {
+/// precision level: 0 = all float32, 1 = bf16 scoring products, 2 = and a bf16 conv stack.
+CpcAudioConfig paper_config(const std::string& mode, int64_t precision = 0) {
   CpcAudioConfig cfg;
-  cfg.loss.precision = bf16 ? "bfloat16" : "float32";
+  cfg.loss.precision = precision >= 1 ? "bfloat16" : "float32";
+  cfg.encoder.precision = precision >= 2 ? "bfloat16" : "float32";
   cfg.negatives.mode = mode;
   // same_sequence: a window of 128 frames offers 127 distinct negatives.
   cfg.negatives.count = mode == "same_sequence" ? 127 : 128;
@@ -50,7 +52,8 @@ Batch paper_batch() {
 }
 
 void set_label(benchmark::State& state, const char* mode) {
-  state.SetLabel(std::string(mode) + (state.range(1) ? " bf16" : " fp32"));
+  const char* precision[] = {" fp32", " bf16-loss", " bf16-loss+encoder"};
+  state.SetLabel(std::string(mode) + precision[state.range(1)]);
 }
 
 void BM_NegativeSampling(benchmark::State& state) {
@@ -92,7 +95,8 @@ void BM_ContrastiveLoss(benchmark::State& state) {
 BENCHMARK(BM_ContrastiveLoss)->ArgsProduct({{0, 1, 2, 3}, {0, 1}})->Unit(benchmark::kMillisecond);
 
 void BM_EncoderContext(benchmark::State& state) {
-  CpcAudio cpc(paper_config("batch"));
+  CpcAudio cpc(paper_config("batch", state.range(0) ? 2 : 0));
+  state.SetLabel(state.range(0) ? "bf16 encoder" : "fp32");
   auto batch = paper_batch();
   for (auto _ : state) {
     auto c = cpc.features(batch.input, "context");
@@ -101,7 +105,7 @@ void BM_EncoderContext(benchmark::State& state) {
   state.counters["windows/s"] = benchmark::Counter(static_cast<double>(kBatch * state.iterations()),
                                                    benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_EncoderContext)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_EncoderContext)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_TrainStep(benchmark::State& state) {
   const char* mode_name = kModes[state.range(0)];
@@ -119,27 +123,37 @@ void BM_TrainStep(benchmark::State& state) {
                                                    benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_TrainStep)
-    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-/// --profile=FILE[:mode[:bf16]]: one paper-size training step under the legacy autograd profiler,
-/// written as a Chrome trace (summarise with bench/python/trace_summary.py).
+/// --profile=FILE[:mode[:fp32|bf16|bf16all[:loss]]]: one paper-size training step (or, with `loss`,
+/// only the loss part on fixed z/predictions) under the legacy autograd profiler, written as a
+/// Chrome trace (summarise with bench/python/trace_summary.py).
 int profile(const std::string& spec) {
-  std::string file = spec, mode = "batch";
-  bool bf16 = false;
-  if (auto colon = spec.find(':'); colon != std::string::npos) {
-    file = spec.substr(0, colon);
-    mode = spec.substr(colon + 1);
-    if (auto c2 = mode.find(':'); c2 != std::string::npos) {
-      bf16 = mode.substr(c2 + 1) == "bf16";
-      mode = mode.substr(0, c2);
-    }
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    auto colon = spec.find(':', start);
+    parts.push_back(spec.substr(start, colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
   }
+  const std::string file = parts[0], mode = parts.size() > 1 ? parts[1] : "batch";
+  const int64_t bf16 = parts.size() > 2 ? (parts[2] == "bf16"      ? 1
+                                           : parts[2] == "bf16all" ? 2
+                                                                   : 0)
+                                        : 0;
+  const bool loss_only = parts.size() > 3 && parts[3] == "loss";
   CpcAudio cpc(paper_config(mode, bf16));
   torch::optim::Adam adam(cpc.parameters(), torch::optim::AdamOptions(2e-4));
   auto batch = paper_batch();
+  auto z = torch::randn({kBatch, kFrames, kChannels}, torch::requires_grad());
+  auto predictions = torch::randn({kBatch, kFrames, kSteps, kChannels}, torch::requires_grad());
   auto one_step = [&] {
+    if (loss_only) {
+      cpc.contrastive_loss(z, predictions, batch.labels).loss.backward();
+      return;
+    }
     auto out = cpc.step(batch);
     adam.zero_grad();
     out.loss.backward();

@@ -17,6 +17,8 @@ void CpcEncoderConfig::validate() const {
       strides.size(), paddings.size());
   check<ConfigError>(norm == "none" || norm == "batch" || norm == "layer",
                      "norm: must be none, batch or layer (got '{}')", norm);
+  check<ConfigError>(precision == "float32" || precision == "bfloat16",
+                     "precision: must be float32 or bfloat16 (got '{}')", precision);
 }
 
 void CpcContextConfig::validate() const {
@@ -212,7 +214,8 @@ CpcAudio::CpcAudio(CpcAudioConfig config) : config_(std::move(config)) {
                                                            .kernels(e.kernels)
                                                            .strides(e.strides)
                                                            .paddings(e.paddings)
-                                                           .norm(e.norm)));
+                                                           .norm(e.norm)
+                                                           .precision(e.precision)));
   const auto& c = config_.context;
   context = register_module("context", nn::ContextNetwork(nn::ContextNetworkOptions(e.channels)
                                                               .type(c.type)
@@ -314,7 +317,10 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
   const bool bf16 = config_.loss.precision == "bfloat16";
   auto z_score = bf16 ? z.to(torch::kBFloat16) : z;
   auto z_flat_score = bf16 ? z_flat.to(torch::kBFloat16) : z_flat;
-  auto predictions_score = bf16 ? predictions.to(torch::kBFloat16) : predictions;
+  // Per-step views through unbind: its backward stacks the K gradients once, where select/narrow
+  // would each allocate and add a full (B, T, K, C) zero tensor.
+  auto per_step =
+      (bf16 ? predictions.to(torch::kBFloat16) : predictions).unbind(2);  // K × (B, T, C)
   const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(z.device());
 
   // Hard mode: the `hard` bank entries nearest to every frame of the batch (shared by all k).
@@ -335,7 +341,7 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
   torch::Tensor total;
   for (int64_t k = 1; k <= K; ++k) {
     const int64_t Tk = T - k, M = B * Tk;
-    auto p = predictions_score.narrow(1, 0, Tk).select(2, k - 1);  // (B, T−k, C)
+    auto p = per_step[k - 1].narrow(1, 0, Tk);  // (B, T−k, C)
     // Positives z_{t+k}: flat frame ids b·T + t + k, t ∈ [0, T−k).
     auto positive = (torch::arange(B, long_opts) * T).unsqueeze(1) +
                     torch::arange(k, T, long_opts).unsqueeze(0);  // (B, T−k)

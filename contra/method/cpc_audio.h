@@ -21,6 +21,7 @@ struct CpcEncoderConfig {
   std::vector<int64_t> strides{5, 4, 2, 2, 2};
   std::vector<int64_t> paddings{3, 2, 1, 1, 1};
   std::string norm = "layer";
+  std::string precision = "float32";
   template <class V>
   void visit(V& v) {
     v("channels", channels, "output channels of every conv layer (paper 512, CPC_audio 256)");
@@ -28,6 +29,8 @@ struct CpcEncoderConfig {
     v("strides", strides, "stride per layer (product = samples per frame)");
     v("paddings", paddings, "padding per layer");
     v("norm", norm, "none | batch | layer (per-frame channel norm, CPC_audio's default)");
+    v("precision", precision,
+      "float32 | bfloat16: compute dtype of the conv stack (parameters stay float32)");
   }
   void validate() const;
 };

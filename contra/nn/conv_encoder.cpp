@@ -27,6 +27,9 @@ ConvEncoderImpl::ConvEncoderImpl(ConvEncoderOptions options_) : options(std::mov
   check<ConfigError>(
       options.norm() == "none" || options.norm() == "batch" || options.norm() == "layer",
       "conv_encoder: norm must be none, batch or layer (got '{}')", options.norm());
+  check<ConfigError>(options.precision() == "float32" || options.precision() == "bfloat16",
+                     "conv_encoder: precision must be float32 or bfloat16 (got '{}')",
+                     options.precision());
   reset();
 }
 
@@ -56,21 +59,36 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& input) {
               input.sizes());
   TORCH_CHECK(frames_for(input.size(2)) > 0, "conv_encoder: input of ", input.size(2),
               " samples is shorter than the receptive field (", receptive_field(), ")");
-  torch::Tensor x = input;
   const bool layer = options.norm() == "layer";
+  const bool bf16 = options.precision() == "bfloat16";
+  const auto dtype = input.scalar_type();
+  // bfloat16: activations and the on-the-fly weight copies in bf16 (the fp32 parameters stay the
+  // optimizer's master copy; `.to()` is differentiable), output back in the input's dtype.
+  auto cast = [&](const torch::Tensor& t) {
+    return bf16 && t.defined() ? t.to(torch::kBFloat16) : t;
+  };
+  torch::Tensor x = cast(input);
   for (std::size_t i = 0; i < convs_->size(); ++i) {
-    x = convs_[i]->as<torch::nn::Conv1d>()->forward(x);  // (B, C, L)
+    auto conv = convs_[i]->as<torch::nn::Conv1d>();
+    x = torch::conv1d(x, cast(conv->weight), cast(conv->bias), options.strides()[i],
+                      options.paddings()[i]);  // (B, C, L)
     if (layer) {
       // Normalise each frame over its channels: LayerNorm on (B, L, C), then back to (B, C, L).
-      x = norms_[i]->as<torch::nn::LayerNorm>()->forward(x.transpose(1, 2));
+      auto norm = norms_[i]->as<torch::nn::LayerNorm>();
+      x = torch::layer_norm(x.transpose(1, 2), {options.channels()}, cast(norm->weight),
+                            cast(norm->bias), options.eps());
       x = torch::relu_(x);
       x = i + 1 < convs_->size() ? x.transpose(1, 2) : x;  // last layer stays (B, T, C)
     } else {
-      if (!norms_->is_empty()) x = norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x);
+      if (!norms_->is_empty()) {
+        // Batch statistics and running buffers stay in float32.
+        x = cast(norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x.to(dtype)));
+      }
       x = torch::relu_(x);
     }
   }
-  return layer ? x : x.transpose(1, 2);
+  x = layer ? x : x.transpose(1, 2);
+  return x.to(dtype);
 }
 
 int64_t ConvEncoderImpl::downsampling() const {

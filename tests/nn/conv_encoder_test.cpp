@@ -59,6 +59,28 @@ TEST_F(ConvEncoderTest, LayerNormNormalisesEachFrameOverChannels) {
   EXPECT_LT(zero_share.max().item<double>(), 0.95);
 }
 
+TEST_F(ConvEncoderTest, Bfloat16ComputeKeepsFloat32ParametersAndOutput) {
+  for (const char* norm : {"none", "batch", "layer"}) {
+    ConvEncoder enc(ConvEncoderOptions().channels(16).norm(norm));
+    ConvEncoder enc16(ConvEncoderOptions().channels(16).norm(norm).precision("bfloat16"));
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& item : enc16->named_parameters())
+        item.value().copy_(enc->named_parameters()[item.key()]);
+    }
+    auto x = torch::randn({2, 1, 4000});
+    auto z = enc->forward(x), z16 = enc16->forward(x);
+    ASSERT_EQ(z16.scalar_type(), torch::kFloat) << norm;
+    EXPECT_LT((z16 - z).abs().max().item<double>(), 0.05 * z.abs().max().item<double>()) << norm;
+    z16.sum().backward();
+    for (auto& p : enc16->parameters()) {
+      ASSERT_TRUE(p.grad().defined()) << norm;
+      EXPECT_EQ(p.grad().scalar_type(), torch::kFloat) << norm;
+    }
+  }
+  EXPECT_THROW(ConvEncoder(ConvEncoderOptions().precision("float16")), ConfigError);
+}
+
 TEST_F(ConvEncoderTest, InvalidOptionsThrowConfigError) {
   EXPECT_THROW(ConvEncoder(ConvEncoderOptions().norm("group")), ConfigError);
   EXPECT_THROW(ConvEncoder(ConvEncoderOptions().strides({5, 4})), ConfigError);
