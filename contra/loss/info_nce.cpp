@@ -2,21 +2,14 @@
 
 #include <torch/torch.h>
 
-#include "contra/core/error.h"
-
-namespace contra::loss::functional {
+namespace contra::loss {
+namespace functional {
 
 torch::Tensor info_nce_logits(const torch::Tensor& positive, const torch::Tensor& negative,
                               const InfoNCEOptions& options) {
-  check<ConfigError>(options.temperature() > 0, "info_nce: temperature must be > 0 (got {})",
-                     options.temperature());
-  TORCH_CHECK(negative.dim() == 2, "info_nce: negative must be (N, K), got ", negative.sizes());
-  torch::Tensor pos = positive.dim() == 1 ? positive.unsqueeze(1) : positive;
-  TORCH_CHECK(pos.dim() == 2 && pos.size(1) == 1 && pos.size(0) == negative.size(0),
-              "info_nce: positive must be (N) or (N, 1) with N = ", negative.size(0), ", got ",
-              positive.sizes());
-  TORCH_CHECK(negative.size(0) > 0, "info_nce: empty batch (N = 0)");
-  return torch::cat({pos, negative}, 1) / options.temperature();
+  detail::validate(options, "info_nce");
+  torch::Tensor pos = detail::check_scores(positive, negative, "info_nce");
+  return torch::cat({pos.unsqueeze(1), negative}, 1) / options.temperature();
 }
 
 torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negative,
@@ -26,4 +19,47 @@ torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negat
   return (torch::logsumexp(logits, 1) - logits.select(1, 0)).mean();
 }
 
-}  // namespace contra::loss::functional
+torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& positive_key,
+                            const torch::Tensor& negative_keys, const InfoNCEOptions& options) {
+  detail::validate(options, "info_nce");
+  detail::check_embeddings(query, "info_nce", "query");
+  detail::check_same_shape(query, positive_key, "info_nce", "query", "positive_key");
+  const auto dim = query.size(1);
+  torch::Tensor q = options.normalize() ? l2_normalize(query) : query;
+  torch::Tensor k = options.normalize() ? l2_normalize(positive_key) : positive_key;
+  if (!negative_keys.defined()) {
+    // In-batch: logits (N, N) = q kᵀ / τ, the positive of row i in column i.
+    torch::Tensor logits = torch::mm(q, k.t()) / options.temperature();
+    return (torch::logsumexp(logits, 1) - logits.diagonal()).mean();
+  }
+  TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
+                  (negative_keys.dim() == 3 && negative_keys.size(0) == query.size(0) &&
+                   negative_keys.size(2) == dim),
+              "info_nce: negative_keys must be (M, ", dim, ") or (", query.size(0), ", M, ", dim,
+              "), got ", negative_keys.sizes());
+  TORCH_CHECK(negative_keys.size(-2) > 0, "info_nce: no negatives (negative_keys is ",
+              negative_keys.sizes(), ")");
+  torch::Tensor n = options.normalize() ? l2_normalize(negative_keys) : negative_keys;
+  torch::Tensor positive = (q * k).sum(1);  // (N)
+  torch::Tensor negative = negative_keys.dim() == 2
+                               ? torch::mm(q, n.t())                        // (N, M)
+                               : torch::bmm(n, q.unsqueeze(2)).squeeze(2);  // (N, M)
+  return info_nce(positive, negative, options);
+}
+
+}  // namespace functional
+
+InfoNCEImpl::InfoNCEImpl(InfoNCEOptions options_) : options(std::move(options_)) {
+  detail::validate(options, "info_nce");
+}
+
+torch::Tensor InfoNCEImpl::forward(const torch::Tensor& positive, const torch::Tensor& negative) {
+  return functional::info_nce(positive, negative, options);
+}
+
+torch::Tensor InfoNCEImpl::keys(const torch::Tensor& query, const torch::Tensor& positive_key,
+                                const torch::Tensor& negative_keys) {
+  return functional::info_nce_keys(query, positive_key, negative_keys, options);
+}
+
+}  // namespace contra::loss

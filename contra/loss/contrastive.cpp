@@ -1,0 +1,53 @@
+#include "contra/loss/contrastive.h"
+
+#include <torch/torch.h>
+
+namespace contra::loss {
+
+void ContrastiveOptions::validate() const {
+  detail::check_non_negative(margin(), "margin");
+  check<ConfigError>(distance() == Distance::kEuclidean || distance() == Distance::kCosine,
+                     "distance: must be euclidean or cosine (got {})", to_string(distance()));
+}
+
+namespace functional {
+
+torch::Tensor contrastive(const torch::Tensor& x1, const torch::Tensor& x2,
+                          const torch::Tensor& similar, const ContrastiveOptions& options) {
+  detail::validate(options, "contrastive");
+  detail::check_embeddings(x1, "contrastive", "x1");
+  detail::check_same_shape(x1, x2, "contrastive", "x1", "x2");
+  TORCH_CHECK(similar.defined() && similar.dim() == 1 && similar.size(0) == x1.size(0),
+              "contrastive: similar must be (", x1.size(0), "), got ",
+              similar.defined() ? similar.sizes() : torch::IntArrayRef{});
+  torch::Tensor y = similar.to(x1.scalar_type());
+  torch::Tensor bad = (y != 0).logical_and(y != 1);
+  if (bad.any().item<bool>()) {
+    throw DataError(fmt::format("contrastive: similar must hold 0 or 1 (got {})",
+                                y.masked_select(bad)[0].item<double>()));
+  }
+  torch::Tensor d2;  // (N) squared distance
+  torch::Tensor d;   // (N) distance
+  if (options.distance() == Distance::kCosine) {
+    d = paired_distance(x1, x2, Distance::kCosine);
+    d2 = d.pow(2);
+  } else {
+    d2 = paired_distance(x1, x2, Distance::kSquaredEuclidean);
+    d = safe_sqrt(d2);
+  }
+  torch::Tensor hinge = (options.margin() - d).clamp_min(0);
+  return (y * d2 + (1 - y) * hinge.pow(2)).mean();
+}
+
+}  // namespace functional
+
+ContrastiveImpl::ContrastiveImpl(ContrastiveOptions options_) : options(std::move(options_)) {
+  detail::validate(options, "contrastive");
+}
+
+torch::Tensor ContrastiveImpl::forward(const torch::Tensor& x1, const torch::Tensor& x2,
+                                       const torch::Tensor& similar) {
+  return functional::contrastive(x1, x2, similar, options);
+}
+
+}  // namespace contra::loss

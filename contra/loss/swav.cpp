@@ -1,0 +1,75 @@
+#include "contra/loss/swav.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+namespace contra::loss {
+
+void SwAVOptions::validate() const {
+  detail::check_positive(temperature(), "temperature");
+  detail::check_positive(epsilon(), "epsilon");
+  check<ConfigError>(sinkhorn_iterations() >= 1, "sinkhorn_iterations: must be >= 1 (got {})",
+                     sinkhorn_iterations());
+  check<ConfigError>(!crops_for_assign().empty(), "crops_for_assign: must name at least one view");
+  for (int64_t v : crops_for_assign()) {
+    check<ConfigError>(v >= 0, "crops_for_assign: view indices must be >= 0 (got {})", v);
+  }
+}
+
+namespace functional {
+
+torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double epsilon, int64_t iterations) {
+  TORCH_CHECK(scores.dim() == 2 && scores.size(0) > 0 && scores.size(1) > 0,
+              "sinkhorn_knopp: scores must be (B, K) with B, K > 0, got ", scores.sizes());
+  detail::check_positive(epsilon, "sinkhorn_knopp: epsilon");
+  torch::NoGradGuard no_grad;
+  const double log_b = std::log(static_cast<double>(scores.size(0)));
+  const double log_k = std::log(static_cast<double>(scores.size(1)));
+  // The official code's Q = exp(scores/ε)ᵀ (K, B) and its row/column divisions, in log space.
+  torch::Tensor log_q = scores.detach().t() / epsilon;
+  log_q = log_q - torch::logsumexp(log_q.reshape({-1}), 0);
+  for (int64_t it = 0; it < iterations; ++it) {
+    log_q = log_q - torch::logsumexp(log_q, 1, /*keepdim=*/true) - log_k;  // rows sum to 1/K
+    log_q = log_q - torch::logsumexp(log_q, 0, /*keepdim=*/true) - log_b;  // columns to 1/B
+  }
+  return (log_q + log_b).exp().t();
+}
+
+torch::Tensor swav(const torch::Tensor& scores, const SwAVOptions& options) {
+  detail::validate(options, "swav");
+  TORCH_CHECK(scores.defined() && scores.dim() == 3, "swav: scores must be (V, B, K), got ",
+              scores.defined() ? scores.sizes() : torch::IntArrayRef{});
+  const int64_t views = scores.size(0);
+  TORCH_CHECK(views >= 2, "swav: needs at least 2 views, got scores ", scores.sizes());
+  TORCH_CHECK(scores.size(1) > 0 && scores.size(2) > 0, "swav: empty batch (scores is ",
+              scores.sizes(), ")");
+  for (int64_t a : options.crops_for_assign()) {
+    check<ConfigError>(a < views, "swav: crops_for_assign: view {} out of range (got {} views)", a,
+                       views);
+  }
+  torch::Tensor log_p = torch::log_softmax(scores / options.temperature(), 2);  // (V, B, K)
+  torch::Tensor loss = torch::zeros({}, scores.options());
+  for (int64_t a : options.crops_for_assign()) {
+    torch::Tensor q =
+        sinkhorn_knopp(scores[a], options.epsilon(), options.sinkhorn_iterations());  // (B, K)
+    // Σ over the other views of −mean_b Σ_k q log p.
+    torch::Tensor cross = -(q.unsqueeze(0) * log_p).sum(2).mean(1);  // (V)
+    torch::Tensor others = torch::ones({views}, scores.options().dtype(torch::kBool));
+    others[a] = false;
+    loss = loss + cross.masked_select(others).sum() / static_cast<double>(views - 1);
+  }
+  return loss / static_cast<double>(options.crops_for_assign().size());
+}
+
+}  // namespace functional
+
+SwAVImpl::SwAVImpl(SwAVOptions options_) : options(std::move(options_)) {
+  detail::validate(options, "swav");
+}
+
+torch::Tensor SwAVImpl::forward(const torch::Tensor& scores) {
+  return functional::swav(scores, options);
+}
+
+}  // namespace contra::loss
