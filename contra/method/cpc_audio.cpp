@@ -176,18 +176,22 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
     case NegativeMode::kSameSpeaker: {
       auto g = speaker_groups(labels, batch);
       check_count(mode, count, g.size.min().item<int64_t>() * frames - 1, batch, frames);
-      auto b = torch::div(pos, frames, "floor").squeeze(1);  // (M) window of each anchor
-      auto t = pos.squeeze(1) - b * frames;
-      auto pool = (g.size.index_select(0, b) * frames).unsqueeze(1);  // (M, 1) frames in the pool
-      auto slot = (g.rank.index_select(0, b) * frames + t).unsqueeze(1);  // positive's pool slot
-      // Uniform r ∈ [0, pool − 1) per row (pools differ by row): floor(u · (pool − 1)), u ∈ [0, 1).
-      auto u = torch::rand({m, count}, opts.dtype(torch::kDouble));
-      auto r = torch::minimum((u * (pool - 1).to(torch::kDouble)).to(torch::kLong), pool - 2);
-      r = r + (r >= slot).to(torch::kLong);
-      auto first = g.start.index_select(0, b).unsqueeze(1);
-      auto window = g.order.index_select(0, (first + torch::div(r, frames, "floor")).flatten())
-                        .view({m, count});
-      return window * frames + torch::remainder(r, frames);
+      // table[b] = frame ids of the windows of b's speaker group, in group order: (B, G·T).
+      const int64_t G = g.size.max().item<int64_t>();
+      auto member =
+          (g.start.unsqueeze(1) + torch::arange(G, opts).unsqueeze(0)).clamp_max(batch - 1);
+      auto table = (g.order.index_select(0, member.flatten()).view({batch, G, 1}) * frames +
+                    torch::arange(frames, opts).view({1, 1, frames}))
+                       .view({-1});
+      auto b = torch::div(pos, frames, "floor");  // (M, 1) window of each anchor
+      auto pool = g.size.index_select(0, b.squeeze(1)).unsqueeze(1) * frames;  // (M, 1)
+      auto slot = g.rank.index_select(0, b.squeeze(1)).unsqueeze(1) * frames + (pos - b * frames);
+      // Uniform r ∈ [0, pool − 1) per row (pools differ by row): floor(u · (pool − 1)), u ∈ [0, 1)
+      // in float32 (non-uniformity ≤ pool · 2⁻²⁴).
+      auto u = torch::rand({m, count}, opts.dtype(torch::kFloat));
+      auto r = torch::minimum((u * (pool - 1).to(torch::kFloat)).to(torch::kLong), pool - 2);
+      r = r + (r >= slot).to(torch::kLong) + b * (G * frames);
+      return table.index_select(0, r.flatten()).view({m, count});
     }
   }
   return {};
