@@ -176,22 +176,67 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
     case NegativeMode::kSameSpeaker: {
       auto g = speaker_groups(labels, batch);
       check_count(mode, count, g.size.min().item<int64_t>() * frames - 1, batch, frames);
-      auto b = torch::div(pos, frames, "floor").squeeze(1);  // (M) window of each anchor
-      auto t = pos.squeeze(1) - b * frames;
-      auto pool = (g.size.index_select(0, b) * frames).unsqueeze(1);  // (M, 1) frames in the pool
-      auto slot = (g.rank.index_select(0, b) * frames + t).unsqueeze(1);  // positive's pool slot
-      // Uniform r ∈ [0, pool − 1) per row (pools differ by row): floor(u · (pool − 1)), u ∈ [0, 1).
-      auto u = torch::rand({m, count}, opts.dtype(torch::kDouble));
-      auto r = torch::minimum((u * (pool - 1).to(torch::kDouble)).to(torch::kLong), pool - 2);
-      r = r + (r >= slot).to(torch::kLong);
-      auto first = g.start.index_select(0, b).unsqueeze(1);
-      auto window = g.order.index_select(0, (first + torch::div(r, frames, "floor")).flatten())
-                        .view({m, count});
-      return window * frames + torch::remainder(r, frames);
+      // table[b] = frame ids of the windows of b's speaker group, in group order: (B, G·T).
+      const int64_t G = g.size.max().item<int64_t>();
+      auto member =
+          (g.start.unsqueeze(1) + torch::arange(G, opts).unsqueeze(0)).clamp_max(batch - 1);
+      auto table = (g.order.index_select(0, member.flatten()).view({batch, G, 1}) * frames +
+                    torch::arange(frames, opts).view({1, 1, frames}))
+                       .view({-1});
+      auto b = torch::div(pos, frames, "floor");  // (M, 1) window of each anchor
+      auto pool = g.size.index_select(0, b.squeeze(1)).unsqueeze(1) * frames;  // (M, 1)
+      auto slot = g.rank.index_select(0, b.squeeze(1)).unsqueeze(1) * frames + (pos - b * frames);
+      // Uniform r ∈ [0, pool − 1) per row (pools differ by row): floor(u · (pool − 1)), u ∈ [0, 1)
+      // in float32 (non-uniformity ≤ pool · 2⁻²⁴).
+      auto u = torch::rand({m, count}, opts.dtype(torch::kFloat));
+      auto r = torch::minimum((u * (pool - 1).to(torch::kFloat)).to(torch::kLong), pool - 2);
+      r = r + (r >= slot).to(torch::kLong) + b * (G * frames);
+      return table.index_select(0, r.flatten()).view({m, count});
     }
   }
   return {};
 }
+
+namespace {
+
+/// out = (P Fᵀ).gather(1, idx) with a sparse backward: the gradient has only M·J non-zeros, so
+/// dP = Σ_j g_ij F[idx_ij] and dF[n] = Σ_{idx_ij = n} g_ij P_i are weighted row sums
+/// (embedding_bag), M·J·C multiply-adds each instead of the two dense (M × F) × (F × C) products
+/// autograd would run.
+struct SampledScoresFunction : public torch::autograd::Function<SampledScoresFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& p,
+                               const torch::Tensor& f, const torch::Tensor& index) {
+    ctx->save_for_backward({p, f, index});
+    return torch::mm(p, f.t()).gather(1, index);  // (M, F) → (M, J)
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    namespace F = torch::nn::functional;
+    auto saved = ctx->get_saved_variables();
+    const auto &p = saved[0], &f = saved[1], &index = saved[2];
+    auto g = grads[0].contiguous();
+    torch::Tensor dp, df;
+    if (ctx->needs_input_grad(0)) {
+      dp = F::embedding_bag(index, f,
+                            F::EmbeddingBagFuncOptions().mode(torch::kSum).per_sample_weights(g));
+    }
+    if (ctx->needs_input_grad(1)) {
+      // Bags = frames: sort the (M·J) entries by frame; bag n holds the anchors that sampled n.
+      auto flat = index.flatten();
+      auto order = std::get<1>(flat.sort());
+      auto anchors = torch::div(order, index.size(1), "floor");
+      auto counts = torch::bincount(flat, {}, f.size(0));
+      df = F::embedding_bag(anchors, p,
+                            F::EmbeddingBagFuncOptions()
+                                .offsets(counts.cumsum(0) - counts)
+                                .mode(torch::kSum)
+                                .per_sample_weights(g.flatten().index_select(0, order)));
+    }
+    return {dp, df, torch::Tensor()};
+  }
+};
+
+}  // namespace
 
 torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tensor& frames,
                              const torch::Tensor& index) {
@@ -200,7 +245,13 @@ torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tens
               predictions.sizes(), " and ", frames.sizes());
   TORCH_CHECK(index.dim() == 2 && index.size(0) == predictions.size(0),
               "sampled_scores: index must be (M, J), got ", index.sizes());
-  return torch::mm(predictions, frames.t()).gather(1, index);  // (M, F) → (M, J)
+  const bool wide =
+      predictions.scalar_type() == torch::kFloat || predictions.scalar_type() == torch::kDouble;
+  if (wide && frames.scalar_type() == predictions.scalar_type()) {
+    return SampledScoresFunction::apply(predictions, frames, index);
+  }
+  // bf16: the dense products run on AMX/bf16 units and beat the row-sum backward.
+  return torch::mm(predictions, frames.t()).gather(1, index);
 }
 
 // ---- the method ---------------------------------------------------------------------------------
@@ -324,7 +375,7 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
   const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(z.device());
 
   // Hard mode: the `hard` bank entries nearest to every frame of the batch (shared by all k).
-  torch::Tensor hard_ids;
+  torch::Tensor hard_ids, bank_score;
   int64_t n_hard = 0;
   if (mode_ == NegativeMode::kHard) {
     const int64_t filled = bank_filled_.item<int64_t>();
@@ -333,6 +384,9 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
       torch::NoGradGuard no_grad;
       auto bank = bank_.narrow(0, 0, filled);
       hard_ids = std::get<1>(torch::cdist(z_flat.detach(), bank).topk(n_hard, 1, false));
+      // A copy (the graph keeps it while step() pushes new frames into the bank in place).
+      bank_score = bank.to(bf16 ? torch::kBFloat16 : z.scalar_type(), /*non_blocking=*/false,
+                           /*copy=*/true);  // (filled, C), no grad
     }
   }
   const int64_t n_random = n_neg - n_hard;
@@ -360,11 +414,9 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
     auto pos_scores = scores.select(1, 0);
     auto neg_scores = scores.narrow(1, 1, n_random);
     if (n_hard > 0) {
-      // (M, hard, C) gathered bank rows — small (hard ≪ count), scored with one bmm.
-      auto ids = hard_ids.index_select(0, positive).flatten();
-      auto rows = bank_.index_select(0, ids).view({M, n_hard, C}).to(p.dtype());
-      auto hard_scores =
-          torch::bmm(rows, p.reshape({M, C, 1})).squeeze(2).to(z.scalar_type());  // (M, hard)
+      // Hard entries of each anchor's positive, scored like the in-batch ones (no gathered rows).
+      auto ids = hard_ids.index_select(0, positive);  // (M, hard) bank rows
+      auto hard_scores = sampled_scores(p.reshape({M, C}), bank_score, ids).to(z.scalar_type());
       neg_scores = torch::cat({neg_scores, hard_scores}, 1);
     }
     auto loss_k = loss::functional::info_nce(pos_scores, neg_scores, options);

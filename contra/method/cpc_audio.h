@@ -152,7 +152,8 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
 /// Scores of sampled frames: out[i, j] = predictions[i] · frames[index[i, j]] without materialising
 /// the gathered vectors: one matrix product predictions (M, C) × frames^T (C, F) → (M, F), then a
 /// gather. predictions (M, C), frames (F, C), index (M, J) int64 → (M, J). Differentiable in both
-/// inputs.
+/// inputs; for float32/float64 the backward is sparse (embedding_bag row sums over the M·J sampled
+/// pairs instead of two dense (M × F) products), for bf16 it is the dense one (AMX is faster).
 torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tensor& frames,
                              const torch::Tensor& index);
 
@@ -163,13 +164,18 @@ torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tens
 ///
 /// step(batch): batch.input (B, 1, S) float audio, batch.labels (B) int64 speaker ids (needed for
 /// same_speaker). Metrics: loss, loss_k and acc_k (share of anchors whose positive scores strictly
-/// highest) for k = 1..K. Hard mode keeps a FIFO memory bank of past frames (detached z) as module
-/// buffers
-/// (`bank`, `bank_next`, `bank_filled`, saved by checkpoints), pushed in step() while training;
-/// until it holds `hard` frames the hard slots are in-batch negatives. features(input, "context" |
-/// "encoder") → c (B, T, H) | z (B, T, C); wrap in torch::NoGradGuard for frozen features. Throws
-/// ConfigError for invalid config, a window shorter than `min_window()`, more negatives than a
-/// batch can supply, an unknown feature kind.
+/// highest) for k = 1..K. Negatives are sampled independently for every k and anchor (see
+/// sample_negatives); all candidates are scored with one matrix product per k (sampled_scores),
+/// never materialising (B, T, N, C) negative vectors. Hard mode keeps a FIFO memory bank of past
+/// frames (detached z) as module buffers (`bank`, `bank_next`, `bank_filled`, saved by
+/// checkpoints), pushed in step() while training; the `hard` entries nearest (Euclidean) to each
+/// positive z_{t+k} join its negatives; until the bank holds `hard` frames those slots are in-batch
+/// negatives. `loss.precision: bfloat16` runs the scoring products in bf16 (fp32 accumulation, fp32
+/// softmax), `encoder.precision: bfloat16` the conv stack. features(input, "context" | "encoder") →
+/// c (B, T, H) | z (B, T, C); wrap in torch::NoGradGuard for frozen features. Frame t of either is
+/// centred on sample t·160 + 79, i.e. aligned with 100 Hz label t (ConvEncoder). Throws ConfigError
+/// for invalid config, a window shorter than `min_window()`, more negatives than a batch can
+/// supply, missing labels for same_speaker, an unknown feature kind.
 ///
 ///   CpcAudio cpc(CpcAudioConfig{});
 ///   auto out = cpc.step(batch);          // out.loss, out.metrics["acc_12"]

@@ -120,6 +120,32 @@ TEST_F(CpcAudioTest, SampledScoresMatchNaiveLoop) {
   EXPECT_TRUE(torch::allclose(g[1], gr[1], 1e-5, 1e-5));
 }
 
+TEST_F(CpcAudioTest, SampledScoresFiniteDifferenceGradientInDouble) {
+  auto opts = torch::TensorOptions().dtype(torch::kDouble);
+  auto p = torch::randn({4, 3}, opts).requires_grad_();
+  auto f = torch::randn({6, 3}, opts).requires_grad_();
+  auto idx = torch::randint(0, 6, {4, 5}, torch::kLong);
+  auto w = torch::randn({4, 5}, opts);
+  auto objective = [&] { return (sampled_scores(p, f, idx) * w).sum(); };
+  auto grads = torch::autograd::grad({objective()}, {p, f});
+  torch::NoGradGuard no_grad;
+  const double h = 1e-6;
+  for (int which = 0; which < 2; ++which) {
+    auto& t = which == 0 ? p : f;
+    auto flat = t.view({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double old = flat[i].item<double>();
+      flat[i] = old + h;
+      const double up = objective().item<double>();
+      flat[i] = old - h;
+      const double down = objective().item<double>();
+      flat[i] = old;
+      EXPECT_NEAR(grads[which].view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6)
+          << which << " " << i;
+    }
+  }
+}
+
 // ---- the loss against a naive per-row loop ------------------------------------------------------
 
 /// Recomputes step()'s loss with loops: same seed → same sampled negatives (the sampler is the only
@@ -302,6 +328,32 @@ TEST_F(CpcAudioTest, HardModeBankIsAFifoBuffer) {
   cpc.eval();
   cpc.step(batch);
   EXPECT_EQ(cpc.named_buffers()["bank_next"].item<int64_t>(), 20);  // no push outside training
+}
+
+TEST_F(CpcAudioTest, CheckpointKeepsTheMemoryBank) {
+  contra::testing::TempDir dir;
+  auto cfg = tiny("hard");
+  CpcAudio cpc(cfg);
+  Batch batch;
+  batch.input = torch::randn({2, 1, 4000});
+  cpc.step(batch);
+  torch::serialize::OutputArchive out;
+  cpc.save(out);
+  out.save_to(dir.file("cpc.pt"));
+  CpcAudio restored(cfg);
+  torch::serialize::InputArchive in;
+  in.load_from(dir.file("cpc.pt"));
+  restored.load(in);
+  auto a = cpc.named_buffers(), b = restored.named_buffers();
+  EXPECT_TRUE(torch::equal(a["bank"], b["bank"]));
+  EXPECT_EQ(b["bank_filled"].item<int64_t>(), 50);
+  EXPECT_EQ(b["bank_next"].item<int64_t>(), 50);
+  // Same state → same next loss.
+  torch::manual_seed(9);
+  auto l1 = cpc.step(batch).loss.item<double>();
+  torch::manual_seed(9);
+  auto l2 = restored.step(batch).loss.item<double>();
+  EXPECT_DOUBLE_EQ(l1, l2);
 }
 
 // ---- features and errors ------------------------------------------------------------------------
