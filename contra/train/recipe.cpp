@@ -36,13 +36,29 @@ std::string SpeechDataConfig::path(const std::string& name) const {
   return (fs::path(root) / name).string();
 }
 
+transforms::AudioAugmentOptions AudioAugmentConfig::options() const {
+  return transforms::AudioAugmentOptions()
+      .speed_p(speed_p).speed_min(speed_min).speed_max(speed_max)
+      .shift_p(shift_p).max_shift(max_shift)
+      .band_reject_p(band_reject_p).band_min_hz(band_min_hz).band_max_hz(band_max_hz)
+      .width_min_hz(width_min_hz).width_max_hz(width_max_hz)
+      .gain_p(gain_p).gain_min_db(gain_min_db).gain_max_db(gain_max_db)
+      .noise_p(noise_p).snr_min_db(snr_min_db).snr_max_db(snr_max_db)
+      .region(region).split_sample(split_sample);
+}
+
+void AudioAugmentConfig::validate() const {
+  transforms::AudioAugment check(options());  // the chain validates its options (ConfigError)
+}
+
 Recipe load_recipe(const ConfigTree& tree) {
-  tree.check_sections({"run", "data", "corpus", "method", "train", "optim", "probe"});
+  tree.check_sections({"run", "data", "corpus", "method", "augment", "train", "optim", "probe"});
   Recipe r;
   r.tree = tree;
   r.run = tree.get<RunConfig>("run");
   r.data = tree.get<SpeechDataConfig>("data");
   r.corpus = tree.get<data::SpeechCorpusConfig>("corpus");
+  r.augment = tree.get<AudioAugmentConfig>("augment");
   r.train = tree.get<TrainConfig>("train");
   r.optim = tree.get<OptimConfig>("optim");
   r.probe = tree.get<eval::SpeechProbeConfig>("probe");
@@ -57,6 +73,7 @@ std::string Recipe::resolved_yaml() const {
   root["data"] = to_yaml(data);
   root["corpus"] = to_yaml(corpus);
   method::resolve_method_config(tree, root);
+  root["augment"] = to_yaml(augment);
   root["train"] = to_yaml(train);
   root["optim"] = to_yaml(optim);
   root["probe"] = to_yaml(probe);
@@ -110,8 +127,15 @@ TrainSummary train_recipe(const Recipe& r, bool resume) {
   }
   const auto seed = static_cast<std::uint64_t>(r.train.seed);
   const auto batch = r.train.batch_size, per_speaker = r.train.speakers_per_batch;
-  auto make_batch = [source, seed, batch, per_speaker](std::int64_t i) {
-    return source->batch(i, batch, per_speaker, seed);
+  const transforms::AudioAugmentOptions augment = r.augment.options();
+  const bool augmenting = transforms::AudioAugment(augment).enabled();
+  auto make_batch = [source, seed, batch, per_speaker, augment, augmenting](std::int64_t i) {
+    method::Batch b = source->batch(i, batch, per_speaker, seed);
+    if (augmenting) {
+      transforms::AudioAugment chain(augment, data::mix_seed(seed, static_cast<std::uint64_t>(i), 0xa06));
+      b.input = chain(b.input);
+    }
+    return b;
   };
   Trainer trainer(method, r.train, r.optim, r.run_dir(), r.resolved_yaml());
   return trainer.fit(make_batch, resume);

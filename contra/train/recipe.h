@@ -1,6 +1,6 @@
 #pragma once
 /// A recipe: one YAML file with every setting of a run (DESIGN.md §4), resolved once into typed
-/// sections. Sections: run, data, corpus, method, train, optim, probe.
+/// sections. Sections: run, data, corpus, method, augment, train, optim, probe.
 ///
 ///   Recipe r = load_recipe(ConfigTree::load_file("configs/cpc_speech.yaml"));
 ///   TrainSummary s = train_recipe(r, /*resume=*/false);
@@ -15,6 +15,7 @@
 #include "contra/eval/speech_probe.h"
 #include "contra/train/train_config.h"
 #include "contra/train/trainer.h"
+#include "contra/transforms/audio_augment.h"
 
 namespace contra::train {
 
@@ -55,11 +56,49 @@ struct SpeechDataConfig {
   std::string path(const std::string& name) const;
 };
 
+/// `augment:` the audio augmentation chain applied to training windows in the loader threads (off by
+/// default; see contra/transforms/audio_augment.h). Each batch's augmentation is seeded by
+/// (train.seed, batch index), so it is reproducible and resumes exactly.
+struct AudioAugmentConfig {
+  double speed_p = 0, speed_min = 0.9, speed_max = 1.1;
+  double shift_p = 0;
+  std::int64_t max_shift = 800;
+  double band_reject_p = 0, band_min_hz = 100, band_max_hz = 6000, width_min_hz = 50, width_max_hz = 800;
+  double gain_p = 0, gain_min_db = -6, gain_max_db = 6;
+  double noise_p = 0, snr_min_db = 5, snr_max_db = 30;
+  std::string region = "all";  // all | past_only | future_only
+  std::int64_t split_sample = -1;
+  template <class V>
+  void visit(V& v) {
+    v("speed_p", speed_p, "probability of speed/pitch perturbation by resampling");
+    v("speed_min", speed_min);
+    v("speed_max", speed_max);
+    v("shift_p", shift_p, "probability of a time shift");
+    v("max_shift", max_shift, "samples");
+    v("band_reject_p", band_reject_p, "probability of a band-reject filter");
+    v("band_min_hz", band_min_hz);
+    v("band_max_hz", band_max_hz);
+    v("width_min_hz", width_min_hz);
+    v("width_max_hz", width_max_hz);
+    v("gain_p", gain_p, "probability of a random gain");
+    v("gain_min_db", gain_min_db);
+    v("gain_max_db", gain_max_db);
+    v("noise_p", noise_p, "probability of additive noise");
+    v("snr_min_db", snr_min_db);
+    v("snr_max_db", snr_max_db);
+    v("region", region, "all | past_only | future_only");
+    v("split_sample", split_sample, "end of the past region (-1 = middle of the window)");
+  }
+  transforms::AudioAugmentOptions options() const;
+  void validate() const;
+};
+
 struct Recipe {
   ConfigTree tree;
   RunConfig run;
   SpeechDataConfig data;
   data::SpeechCorpusConfig corpus;
+  AudioAugmentConfig augment;
   TrainConfig train;
   OptimConfig optim;
   eval::SpeechProbeConfig probe;
