@@ -2,26 +2,27 @@
 // contra-speechgen: the espeak-ng speech worker of contra's built-in corpus.
 // Copyright 2026 the contra authors.
 //
-// This program is free software: you can redistribute it and/or modify it under the terms of the GNU
-// General Public License as published by the Free Software Foundation, either version 3 of the License,
-// or (at your option) any later version. It links libespeak-ng (GPL-3.0-or-later); see LICENSE-NOTE.md.
+// This program is free software: you can redistribute it and/or modify it under the terms of the
+// GNU General Public License as published by the Free Software Foundation, either version 3 of the
+// License, or (at your option) any later version. It links libespeak-ng (GPL-3.0-or-later); see
+// LICENSE-NOTE.md.
 //
-// Protocol (driven by `contra corpus speech`, one fresh process per speaker, because espeak-ng keeps
-// global, thread-unsafe state and reproduces audio byte for byte only for the same ordered calls in a
-// fresh process):
+// Protocol (driven by `contra corpus speech`, one fresh process per speaker, because espeak-ng
+// keeps global, thread-unsafe state and reproduces audio byte for byte only for the same ordered
+// calls in a fresh process):
 //
 //   contra-speechgen --jobs FILE --out DIR
-//     FILE: UTF-8 TSV, one utterance a line: id \t voice \t variant \t pitch \t range \t rate \t text
-//     DIR/<id>.f32: mono float32 little-endian samples at 16 kHz (resampled from 22050 Hz, libsoxr HQ)
-//     DIR/<id>.phn: one phoneme a line, "<start sample at 16 kHz> <espeak mnemonic>", then "END <samples>"
-//     Both are written under temporary names and renamed when complete.
+//     FILE: UTF-8 TSV, one utterance a line: id \t voice \t variant \t pitch \t range \t rate \t
+//     text DIR/<id>.f32: mono float32 little-endian samples at 16 kHz (resampled from 22050 Hz,
+//     libsoxr HQ) DIR/<id>.phn: one phoneme a line, "<start sample at 16 kHz> <espeak mnemonic>",
+//     then "END <samples>" Both are written under temporary names and renamed when complete.
 //   contra-speechgen --list-variants     the variant names of this espeak-ng installation
 //   contra-speechgen --check VOICE VARIANT   exit 0 when both exist
 //
 // Exit codes: 0 success, 2 bad input (message "error: ..." on stderr), 1 internal failure.
+#include <dirent.h>
 #include <espeak-ng/speak_lib.h>
 #include <soxr.h>
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -90,7 +91,7 @@ std::vector<std::string> list_variants() {
 
 bool variant_exists(const std::string& variant) {
   if (variant.empty() || variant.find('/') != std::string::npos) return false;
-  struct stat st{};
+  struct stat st {};
   return stat((data_path() + "/voices/!v/" + variant).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -143,8 +144,8 @@ void write_atomic(const std::string& path, const void* data, size_t bytes) {
 int run_jobs(const std::string& jobs_path, const std::string& out_dir) {
   std::ifstream jobs(jobs_path);
   if (!jobs) throw BadInput("cannot open jobs file '" + jobs_path + "'");
-  int rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_PHONEME_EVENTS |
-                                                                          espeakINITIALIZE_DONT_EXIT);
+  int rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr,
+                               espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_DONT_EXIT);
   if (rate <= 0) throw std::runtime_error("espeak_Initialize failed (espeak-ng-data missing?)");
   espeak_SetSynthCallback(synth_callback);
 
@@ -159,10 +160,12 @@ int run_jobs(const std::string& jobs_path, const std::string& out_dir) {
     for (std::string field; std::getline(ss, field, '\t');) f.push_back(field);
     auto where = jobs_path + ":" + std::to_string(line_no) + ": ";
     if (f.size() != 7) {
-      throw BadInput(where + "expected 7 tab-separated fields (got " + std::to_string(f.size()) + ")");
+      throw BadInput(where + "expected 7 tab-separated fields (got " + std::to_string(f.size()) +
+                     ")");
     }
     const std::string& id = f[0];
-    if (id.empty() || id.find('/') != std::string::npos) throw BadInput(where + "bad id '" + id + "'");
+    if (id.empty() || id.find('/') != std::string::npos)
+      throw BadInput(where + "bad id '" + id + "'");
     if (f[6].empty()) throw BadInput(where + "empty text");
     try {
       if (current_voice != f[1] + "+" + f[2]) {
@@ -179,7 +182,8 @@ int run_jobs(const std::string& jobs_path, const std::string& out_dir) {
     Capture capture;
     espeak_ERROR err = espeak_Synth(f[6].c_str(), f[6].size() + 1, 0, POS_CHARACTER, 0,
                                     espeakCHARS_UTF8, nullptr, &capture);
-    if (err != EE_OK) throw std::runtime_error(where + "espeak_Synth failed (" + std::to_string(err) + ")");
+    if (err != EE_OK)
+      throw std::runtime_error(where + "espeak_Synth failed (" + std::to_string(err) + ")");
     if (capture.pcm.empty() || capture.phones.empty()) {
       throw BadInput(where + "synthesis produced no audio for '" + f[6] + "'");
     }
@@ -219,21 +223,25 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (args.size() == 1 && args[0] == "--list-variants") {
-      if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT) <= 0) {
+      if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT) <=
+          0) {
         throw std::runtime_error("espeak_Initialize failed");
       }
       for (const auto& v : list_variants()) std::printf("%s\n", v.c_str());
       return 0;
     }
     if (args.size() == 3 && args[0] == "--check") {
-      if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT) <= 0) {
+      if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT) <=
+          0) {
         throw std::runtime_error("espeak_Initialize failed");
       }
       set_voice(args[1], args[2]);
       return 0;
     }
-    if (args.size() == 4 && args[0] == "--jobs" && args[2] == "--out") return run_jobs(args[1], args[3]);
-    if (args.size() == 4 && args[0] == "--out" && args[2] == "--jobs") return run_jobs(args[3], args[1]);
+    if (args.size() == 4 && args[0] == "--jobs" && args[2] == "--out")
+      return run_jobs(args[1], args[3]);
+    if (args.size() == 4 && args[0] == "--out" && args[2] == "--jobs")
+      return run_jobs(args[3], args[1]);
     usage();
     return 2;
   } catch (const BadInput& e) {

@@ -112,7 +112,8 @@ std::string ConfigTree::get_string(const std::string& path, const std::string& f
 
 std::string ConfigTree::where(const std::string& path, const YAML::Node& node) const {
   for (const auto& o : overridden_) {
-    if (path == o || path.rfind(o + ".", 0) == 0 || path.rfind(o + "[", 0) == 0) return "--set " + o;
+    if (path == o || path.rfind(o + ".", 0) == 0 || path.rfind(o + "[", 0) == 0)
+      return "--set " + o;
   }
   if (node.IsDefined() && node.Mark().line >= 0) {
     return fmt::format("{}:{}", source_, node.Mark().line + 1);
@@ -127,10 +128,9 @@ void ConfigTree::check_sections(const std::vector<std::string>& allowed) const {
       int version = 0;
       if (!YAML::convert<int>::decode(entry.second, version) || version < 1 ||
           version > kConfigSchemaVersion) {
-        throw ConfigError(fmt::format("{}: schema_version: unsupported (got '{}', expected 1..{})",
-                                      where(key, entry.second),
-                                      entry.second.IsScalar() ? entry.second.Scalar() : "?",
-                                      kConfigSchemaVersion));
+        throw ConfigError(fmt::format(
+            "{}: schema_version: unsupported (got '{}', expected 1..{})", where(key, entry.second),
+            entry.second.IsScalar() ? entry.second.Scalar() : "?", kConfigSchemaVersion));
       }
       continue;
     }

@@ -2,13 +2,14 @@
 /// Configuration: YAML file → config tree → typed structs, converted once.
 ///
 /// A typed config is a plain struct with a `visit` member that names each field once; the same
-/// declaration drives reading (with unknown keys rejected by their dotted path and file line), writing
-/// the resolved config, and `--set a.b=c` overrides:
+/// declaration drives reading (with unknown keys rejected by their dotted path and file line),
+/// writing the resolved config, and `--set a.b=c` overrides:
 ///
 ///   struct CorpusConfig {
 ///     int64_t speakers = 48;
-///     template <class V> void visit(V& v) { v("speakers", speakers, "number of speakers (>= 2)"); }
-///     void validate() const { contra::check<ConfigError>(speakers >= 2, "speakers: must be >= 2 (got {})", speakers); }
+///     template <class V> void visit(V& v) { v("speakers", speakers, "number of speakers (>= 2)");
+///     } void validate() const { contra::check<ConfigError>(speakers >= 2, "speakers: must be >= 2
+///     (got {})", speakers); }
 ///   };
 ///   ConfigTree tree = ConfigTree::load_file("corpus.yaml");
 ///   tree.set("corpus.speakers=60");
@@ -50,8 +51,8 @@ class ConfigTree {
   YAML::Node& root() { return root_; }
   const YAML::Node& root() const { return root_; }
 
-  /// Reads the section at `path` ("" = the whole document) into a typed struct. Keys in `ignore` are
-  /// accepted in that section without being read (e.g. `name` of a `method:` section).
+  /// Reads the section at `path` ("" = the whole document) into a typed struct. Keys in `ignore`
+  /// are accepted in that section without being read (e.g. `name` of a `method:` section).
   template <class T>
   T get(const std::string& path, const std::set<std::string>& ignore = {}) const;
   /// A scalar string at a dotted path, or `fallback` when absent.

@@ -2,8 +2,9 @@
 /// contra's error types. The library throws; only `main` turns errors into exit codes.
 ///
 /// Messages follow "<component>: <what> (got X, expected Y)". Context is added when rethrowing with
-/// `with_context` ("reading 'a/b.flac': ..."). At the CLI, `ConfigError`, `DataError`, `IoError` and
-/// `UsageError` exit with 2 (the user can fix them); anything else is an internal error and exits with 1.
+/// `with_context` ("reading 'a/b.flac': ..."). At the CLI, `ConfigError`, `DataError`, `IoError`
+/// and `UsageError` exit with 2 (the user can fix them); anything else is an internal error and
+/// exits with 1.
 #include <stdexcept>
 #include <string>
 
@@ -50,7 +51,8 @@ class NumericalError : public Error {
 /// Exit code for an exception caught in `main`: 2 for errors the user can fix, 1 otherwise.
 int exit_code_for(const std::exception& e) noexcept;
 
-/// Rethrows the exception currently being handled with `context + ": "` prepended, keeping its type.
+/// Rethrows the exception currently being handled with `context + ": "` prepended, keeping its
+/// type.
 [[noreturn]] void rethrow_with_context(const std::string& context);
 
 /// Throws `E` with a formatted message unless `condition` holds.

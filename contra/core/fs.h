@@ -40,7 +40,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void write(std::string_view data);
-  /// Flushes, fsyncs, renames over the target. Throws IoError (e.g. disk full) and keeps the old file.
+  /// Flushes, fsyncs, renames over the target. Throws IoError (e.g. disk full) and keeps the old
+  /// file.
   void commit();
   const std::string& temp_path() const { return temp_; }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Precompiled for every target (CMake target_precompile_headers): the LibTorch headers cost ~20 s per
-// translation unit otherwise. Headers still include what they use; this file only speeds the build.
+// Precompiled for every target (CMake target_precompile_headers): the LibTorch headers cost ~20 s
+// per translation unit otherwise. Headers still include what they use; this file only speeds the
+// build.
 #include <torch/torch.h>
 
 #include <fmt/format.h>

@@ -13,7 +13,8 @@ namespace contra {
 
 class Progress {
  public:
-  Progress(std::string label, std::int64_t total, std::string unit = "it", double interval_s = 10.0);
+  Progress(std::string label, std::int64_t total, std::string unit = "it",
+           double interval_s = 10.0);
   ~Progress();
   /// Adds `n` to the count and redraws when due. `extra` is shown after the rate.
   void advance(std::int64_t n = 1, const std::string& extra = "");

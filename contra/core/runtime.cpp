@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <thread>
 
-#include <ATen/Parallel.h>
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -37,8 +37,8 @@ int find_blas(struct dl_phdr_info* info, size_t, void* data) {
 void configure_allocator() {
   bool expected = false;
   if (!g_allocator_tuned.compare_exchange_strong(expected, true)) return;
-  // Serve large blocks from the heap (never mmap per allocation) and never give memory back by trim:
-  // a training step frees and reallocates the same sizes every iteration.
+  // Serve large blocks from the heap (never mmap per allocation) and never give memory back by
+  // trim: a training step frees and reallocates the same sizes every iteration.
   mallopt(M_MMAP_THRESHOLD, INT_MAX);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   mallopt(M_TOP_PAD, 256 << 20);
@@ -58,8 +58,9 @@ c10::Device parse_device(const std::string& name) {
   }
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw UnavailableError("device: '" + name +
-                             "' requested but CUDA is not available (this LibTorch or machine has no GPU)");
+      throw UnavailableError(
+          "device: '" + name +
+          "' requested but CUDA is not available (this LibTorch or machine has no GPU)");
     }
     if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
       throw ConfigError("device: '" + name + "' out of range (" +

@@ -12,11 +12,12 @@ namespace contra {
 /// (see docs/performance.md). Call once at start-up, before the first large allocation. Idempotent.
 void configure_allocator();
 
-/// Sets intra-op threads (LibTorch + OpenMP). n <= 0 means "all cores" (std::thread::hardware_concurrency).
+/// Sets intra-op threads (LibTorch + OpenMP). n <= 0 means "all cores"
+/// (std::thread::hardware_concurrency).
 void set_threads(int n);
 
-/// Parses "cpu", "cuda", "cuda:1". Throws ConfigError for other strings and UnavailableError when CUDA
-/// is asked for but not available in this LibTorch / machine.
+/// Parses "cpu", "cuda", "cuda:1". Throws ConfigError for other strings and UnavailableError when
+/// CUDA is asked for but not available in this LibTorch / machine.
 c10::Device parse_device(const std::string& name);
 
 /// Seeds LibTorch's CPU (and CUDA) generators.
@@ -30,7 +31,8 @@ struct RuntimeInfo {
   int cores = 1;
   std::string blas_library;  // resolved path of libblas.so.3 in this process
   std::string blas_kind;     // "openblas-openmp", "openblas-pthread", "reference", "mkl", ...
-  double matmul_gflops = 0;  // measured 512³ float matmul on the current thread count (0 if skipped)
+  double matmul_gflops =
+      0;  // measured 512³ float matmul on the current thread count (0 if skipped)
   bool onednn = false;
   bool openmp = false;
   bool cuda = false;

@@ -6,10 +6,10 @@
 namespace contra {
 
 struct ProcessResult {
-  int exit_code = -1;   // -1 when killed by a signal
-  int signal = 0;       // the signal that ended it, 0 otherwise
-  std::string out;      // captured stdout
-  std::string err;      // captured stderr
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, 0 otherwise
+  std::string out;     // captured stdout
+  std::string err;     // captured stderr
 };
 
 /// Runs argv[0] (a path, not searched in PATH) with arguments, waits, captures stdout and stderr.

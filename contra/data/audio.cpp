@@ -34,28 +34,45 @@ std::string format_name(int format) {
 
 std::string major_name(int format) {
   switch (format & SF_FORMAT_TYPEMASK) {
-    case SF_FORMAT_WAV: return "WAV";
-    case SF_FORMAT_FLAC: return "FLAC";
-    case SF_FORMAT_OGG: return "OGG";
-    case SF_FORMAT_AIFF: return "AIFF";
-    case SF_FORMAT_W64: return "W64";
-    case SF_FORMAT_RF64: return "RF64";
-    default: return format_name(format & SF_FORMAT_TYPEMASK);
+    case SF_FORMAT_WAV:
+      return "WAV";
+    case SF_FORMAT_FLAC:
+      return "FLAC";
+    case SF_FORMAT_OGG:
+      return "OGG";
+    case SF_FORMAT_AIFF:
+      return "AIFF";
+    case SF_FORMAT_W64:
+      return "W64";
+    case SF_FORMAT_RF64:
+      return "RF64";
+    default:
+      return format_name(format & SF_FORMAT_TYPEMASK);
   }
 }
 
 std::string subtype_name(int format) {
   switch (format & SF_FORMAT_SUBMASK) {
-    case SF_FORMAT_PCM_S8: return "PCM_S8";
-    case SF_FORMAT_PCM_U8: return "PCM_U8";
-    case SF_FORMAT_PCM_16: return "PCM_16";
-    case SF_FORMAT_PCM_24: return "PCM_24";
-    case SF_FORMAT_PCM_32: return "PCM_32";
-    case SF_FORMAT_FLOAT: return "FLOAT";
-    case SF_FORMAT_DOUBLE: return "DOUBLE";
-    case SF_FORMAT_VORBIS: return "VORBIS";
-    case SF_FORMAT_OPUS: return "OPUS";
-    default: return format_name(format & SF_FORMAT_SUBMASK);
+    case SF_FORMAT_PCM_S8:
+      return "PCM_S8";
+    case SF_FORMAT_PCM_U8:
+      return "PCM_U8";
+    case SF_FORMAT_PCM_16:
+      return "PCM_16";
+    case SF_FORMAT_PCM_24:
+      return "PCM_24";
+    case SF_FORMAT_PCM_32:
+      return "PCM_32";
+    case SF_FORMAT_FLOAT:
+      return "FLOAT";
+    case SF_FORMAT_DOUBLE:
+      return "DOUBLE";
+    case SF_FORMAT_VORBIS:
+      return "VORBIS";
+    case SF_FORMAT_OPUS:
+      return "OPUS";
+    default:
+      return format_name(format & SF_FORMAT_SUBMASK);
   }
 }
 
@@ -81,8 +98,8 @@ SndfilePtr open_checked(const std::string& path, double max_duration_s, SF_INFO&
   info = SF_INFO{};
   SndfilePtr file(sf_open(path.c_str(), SFM_READ, &info));
   if (!file) {
-    throw DataError(fmt::format("reading '{}': not a readable audio file ({})", path,
-                                sf_strerror(nullptr)));
+    throw DataError(
+        fmt::format("reading '{}': not a readable audio file ({})", path, sf_strerror(nullptr)));
   }
   if (info.channels <= 0) {
     throw DataError(fmt::format("reading '{}': zero channels in header (expected >= 1)", path));
@@ -124,7 +141,8 @@ Decoded decode(const std::string& path, double max_duration_s) {
 
   constexpr sf_count_t kChunk = 1 << 15;
   std::vector<float> chunk(static_cast<std::size_t>(kChunk * info.channels));
-  // Reserve only what the (checked) header claims, capped: the vector grows if the header undercounts.
+  // Reserve only what the (checked) header claims, capped: the vector grows if the header
+  // undercounts.
   out.mono.reserve(static_cast<std::size_t>(std::min<std::int64_t>(info.frames, 1 << 24)));
   const float scale = 1.0f / static_cast<float>(info.channels);
   std::int64_t total = 0;
@@ -134,16 +152,16 @@ Decoded decode(const std::string& path, double max_duration_s) {
     if (got == 0) break;
     total += got;
     if (total > max_frames) {
-      throw DataError(fmt::format("reading '{}': longer than the limit of {:.0f} s", path,
-                                  max_duration_s));
+      throw DataError(
+          fmt::format("reading '{}': longer than the limit of {:.0f} s", path, max_duration_s));
     }
     for (sf_count_t i = 0; i < got; ++i) {
       float sum = 0;
       for (int c = 0; c < info.channels; ++c) {
         float v = chunk[static_cast<std::size_t>(i * info.channels + c)];
         if (!std::isfinite(v)) {
-          throw DataError(fmt::format("reading '{}': non-finite sample at frame {}", path,
-                                      total - got + i));
+          throw DataError(
+              fmt::format("reading '{}': non-finite sample at frame {}", path, total - got + i));
         }
         out.peak = std::max<double>(out.peak, std::fabs(v));
         sum += v;
@@ -176,8 +194,8 @@ std::vector<float> resample(const float* samples, std::int64_t count, std::int64
   }
   double ratio = static_cast<double>(out_rate) / static_cast<double>(in_rate);
   if (ratio > 64 || ratio < 1.0 / 64) {
-    throw DataError(fmt::format("resample: unsupported ratio {} -> {} Hz (at most 64x)", in_rate,
-                                out_rate));
+    throw DataError(
+        fmt::format("resample: unsupported ratio {} -> {} Hz (at most 64x)", in_rate, out_rate));
   }
   if (in_rate == out_rate) return std::vector<float>(samples, samples + count);
   std::size_t out_len = static_cast<std::size_t>(
@@ -250,11 +268,12 @@ AudioInfo probe_audio(const std::string& path) {
 AudioFormat audio_format_for(const std::string& path) {
   auto dot = path.rfind('.');
   std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (ext == "flac") return AudioFormat::kFlac;
   if (ext == "wav") return AudioFormat::kWav;
-  throw DataError(fmt::format("writing '{}': unsupported extension '.{}' (expected .flac or .wav)",
-                              path, ext));
+  throw DataError(
+      fmt::format("writing '{}': unsupported extension '.{}' (expected .flac or .wav)", path, ext));
 }
 
 void write_audio(const std::string& path, const float* samples, std::int64_t count,
@@ -283,7 +302,8 @@ void write_audio(const std::string& path, const float* samples, std::int64_t cou
     std::remove(temp.c_str());
     throw IoError(fmt::format("writing '{}': {}", path, why));
   };
-  // Without clipping, libsndfile's FLAC writer silently stops at the first |x| > 1 (see docs/data.md).
+  // Without clipping, libsndfile's FLAC writer silently stops at the first |x| > 1 (see
+  // docs/data.md).
   sf_command(file.get(), SFC_SET_CLIPPING, nullptr, SF_TRUE);
   constexpr std::int64_t kChunk = 1 << 16;
   for (std::int64_t offset = 0; offset < count; offset += kChunk) {

@@ -1,8 +1,9 @@
 #pragma once
 /// Audio I/O: WAV, FLAC and OGG through libsndfile; resampling through libsoxr (HQ).
 ///
-///   auto wave = contra::data::read_audio("a.flac");                 // (1, samples) float at 16 kHz
-///   contra::data::write_audio("b.flac", wave, 16000);                // 16-bit, clipped, atomic
+///   auto wave = contra::data::read_audio("a.flac");                 // (1, samples) float at 16
+///   kHz contra::data::write_audio("b.flac", wave, 16000);                // 16-bit, clipped,
+///   atomic
 ///
 /// Every failure is a DataError (bad input) or IoError (file system) naming the file.
 #include <cstdint>
@@ -17,15 +18,16 @@ namespace contra::data {
 struct AudioInfo {
   std::int64_t sample_rate = 0;
   std::int64_t channels = 0;
-  std::int64_t frames = 0;   // per channel, as decoded (not merely as the header claims)
+  std::int64_t frames = 0;  // per channel, as decoded (not merely as the header claims)
   double duration_s = 0;
-  double peak = 0;           // max |x| over all channels, in [-1, 1] full scale
-  std::string format;        // "WAV", "FLAC", "OGG", ...
-  std::string subtype;       // "PCM_16", "VORBIS", ...
+  double peak = 0;      // max |x| over all channels, in [-1, 1] full scale
+  std::string format;   // "WAV", "FLAC", "OGG", ...
+  std::string subtype;  // "PCM_16", "VORBIS", ...
 };
 
 struct AudioReadOptions {
-  /// Output rate in Hz; the file is resampled (libsoxr HQ) when it differs. 0 keeps the file's rate.
+  /// Output rate in Hz; the file is resampled (libsoxr HQ) when it differs. 0 keeps the file's
+  /// rate.
   std::int64_t sample_rate = 16000;
   /// When false, a file whose rate differs from `sample_rate` is a DataError instead of resampled.
   bool resample = true;
@@ -53,8 +55,8 @@ enum class AudioFormat { kFlac, kWav };
 AudioFormat audio_format_for(const std::string& path);
 
 /// Writes mono `(samples)` or `(1, samples)` float audio as 16-bit PCM FLAC or WAV (by extension).
-/// Clipping is on (|x| > 1 saturates instead of truncating the FLAC stream), every write is checked,
-/// and the file appears under its name only when complete (temporary name + rename).
+/// Clipping is on (|x| > 1 saturates instead of truncating the FLAC stream), every write is
+/// checked, and the file appears under its name only when complete (temporary name + rename).
 void write_audio(const std::string& path, const torch::Tensor& samples, std::int64_t sample_rate);
 void write_audio(const std::string& path, const float* samples, std::int64_t count,
                  std::int64_t sample_rate);

@@ -13,7 +13,8 @@
 namespace contra::data {
 
 AudioWindowSource::AudioWindowSource(const LibriSpeechDataset& dataset,
-                                     const std::vector<std::string>& ids, AudioWindowOptions options)
+                                     const std::vector<std::string>& ids,
+                                     AudioWindowOptions options)
     : dataset_(dataset), options_(options) {
   check<ConfigError>(options.window >= 160, "audio windows: window must be >= 160 samples (got {})",
                      options.window);
@@ -31,8 +32,9 @@ AudioWindowSource::AudioWindowSource(const LibriSpeechDataset& dataset,
     items_.push_back({index, samples, dataset.speaker_index(index), samples - options.window + 1});
   }
   if (items_.empty()) {
-    throw DataError(fmt::format("audio windows: none of the {} utterances is at least {} samples long",
-                                ids.size(), options.window));
+    throw DataError(
+        fmt::format("audio windows: none of the {} utterances is at least {} samples long",
+                    ids.size(), options.window));
   }
   std::int64_t total = 0;
   for (std::size_t i = 0; i < items_.size(); ++i) {
@@ -90,7 +92,8 @@ torch::Tensor AudioWindowSource::audio(std::size_t dataset_index) const {
 
 method::Batch AudioWindowSource::batch(std::int64_t step, std::int64_t batch_size,
                                        std::int64_t speakers_per_batch, std::uint64_t seed) const {
-  check<ConfigError>(batch_size >= 1, "audio windows: batch size must be >= 1 (got {})", batch_size);
+  check<ConfigError>(batch_size >= 1, "audio windows: batch size must be >= 1 (got {})",
+                     batch_size);
   SplitMix64 rng(mix_seed(seed, static_cast<std::uint64_t>(step), 0xba7c4));
   std::vector<std::int64_t> chosen_items;
   if (speakers_per_batch <= 0) {
@@ -106,7 +109,8 @@ method::Batch AudioWindowSource::batch(std::int64_t step, std::int64_t batch_siz
                        speakers_per_batch, speaker_list_.size());
     std::vector<std::int64_t> speakers = speaker_list_;
     for (std::int64_t i = 0; i < speakers_per_batch; ++i) {  // partial Fisher–Yates
-      std::size_t j = static_cast<std::size_t>(i) + rng.below(speakers.size() - static_cast<std::size_t>(i));
+      std::size_t j =
+          static_cast<std::size_t>(i) + rng.below(speakers.size() - static_cast<std::size_t>(i));
       std::swap(speakers[static_cast<std::size_t>(i)], speakers[j]);
     }
     for (std::int64_t i = 0; i < speakers_per_batch; ++i) {
@@ -123,7 +127,8 @@ method::Batch AudioWindowSource::batch(std::int64_t step, std::int64_t batch_siz
   out.index = torch::empty({batch_size}, torch::kInt64);
   for (std::int64_t b = 0; b < batch_size; ++b) {
     const Item& item = items_[static_cast<std::size_t>(chosen_items[static_cast<std::size_t>(b)])];
-    std::int64_t start = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(item.positions)));
+    std::int64_t start =
+        static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(item.positions)));
     torch::Tensor wave = audio(item.dataset_index);
     // The header's length can differ by a sample after resampling: clamp the start.
     start = std::min(start, wave.size(1) - options_.window);

@@ -7,7 +7,8 @@
 /// B / P windows from each of P distinct speakers (for CPC's same-speaker negatives).
 ///
 ///   AudioWindowSource source(dataset, read_split(".../train_split.txt"), {.window = 20480});
-///   Batch b = source.batch(step, /*batch=*/8, /*speakers_per_batch=*/0, seed);  // input (8, 1, 20480)
+///   Batch b = source.batch(step, /*batch=*/8, /*speakers_per_batch=*/0, seed);  // input (8, 1,
+///   20480)
 #include <cstdint>
 #include <list>
 #include <mutex>
@@ -23,15 +24,15 @@
 namespace contra::data {
 
 struct AudioWindowOptions {
-  std::int64_t window = 20480;                    // samples per window
+  std::int64_t window = 20480;  // samples per window
   std::int64_t sample_rate = 16000;
   std::int64_t cache_bytes = std::int64_t(2) << 30;  // decoded audio kept in memory (LRU)
 };
 
 class AudioWindowSource {
  public:
-  /// `ids`: the utterances to draw from (a split). Reads only headers here. Throws DataError when an
-  /// id is unknown or no utterance is at least one window long.
+  /// `ids`: the utterances to draw from (a split). Reads only headers here. Throws DataError when
+  /// an id is unknown or no utterance is at least one window long.
   AudioWindowSource(const LibriSpeechDataset& dataset, const std::vector<std::string>& ids,
                     AudioWindowOptions options = {});
 
@@ -72,7 +73,9 @@ class AudioWindowSource {
   // LRU cache of decoded utterances.
   mutable std::mutex mutex_;
   mutable std::list<std::size_t> lru_;
-  mutable std::unordered_map<std::size_t, std::pair<torch::Tensor, std::list<std::size_t>::iterator>> cache_;
+  mutable std::unordered_map<std::size_t,
+                             std::pair<torch::Tensor, std::list<std::size_t>::iterator>>
+      cache_;
   mutable std::int64_t cached_bytes_ = 0;
 };
 

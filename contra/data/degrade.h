@@ -45,7 +45,8 @@ void add_reverb(std::vector<float>& audio, double rt60_s, int sample_rate);
 void apply_gain(std::vector<float>& audio, double gain_db);
 /// Scales down so that max|x| <= peak (never up).
 void limit_peak(std::vector<float>& audio, float peak = 0.99f);
-/// Applies the configured random degradations; returns a short description ("noise 21.3dB, gain -3.1dB").
+/// Applies the configured random degradations; returns a short description ("noise 21.3dB, gain
+/// -3.1dB").
 std::string degrade(std::vector<float>& audio, const DegradeConfig& config, int sample_rate,
                     SplitMix64& rng);
 

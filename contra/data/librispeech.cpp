@@ -43,7 +43,8 @@ LibriSpeechDataset::LibriSpeechDataset(const std::string& root) : root_(root) {
   }
   std::map<std::string, std::string> transcripts;  // id -> text
   std::vector<std::pair<std::string, std::string>> trans_files;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           root, fs::directory_options::follow_directory_symlink, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) throw DataError(fmt::format("scanning '{}': {}", root, ec.message()));
     if (!it->is_regular_file()) continue;
@@ -61,18 +62,21 @@ LibriSpeechDataset::LibriSpeechDataset(const std::string& root) : root_(root) {
     std::string chapter_dir = p.parent_path().filename().string();
     std::string speaker_dir = p.parent_path().parent_path().filename().string();
     if (parts[0] != speaker_dir || parts[1] != chapter_dir) {
-      throw DataError(fmt::format("LibriSpeech file '{}': name does not match its folders "
-                                  "(expected <speaker>/<chapter>/<speaker>-<chapter>-<utt>)",
-                                  p.string()));
+      throw DataError(
+          fmt::format("LibriSpeech file '{}': name does not match its folders "
+                      "(expected <speaker>/<chapter>/<speaker>-<chapter>-<utt>)",
+                      p.string()));
     }
     if (by_id_.count(id)) {
-      throw DataError(fmt::format("LibriSpeech: utterance '{}' found twice ('{}')", id, p.string()));
+      throw DataError(
+          fmt::format("LibriSpeech: utterance '{}' found twice ('{}')", id, p.string()));
     }
     by_id_[id] = utterances_.size();
     utterances_.push_back({id, parts[0], parts[1], p.string(), ""});
   }
   if (utterances_.empty()) {
-    throw DataError(fmt::format("LibriSpeech root '{}': no <speaker>/<chapter>/*.flac|wav found", root));
+    throw DataError(
+        fmt::format("LibriSpeech root '{}': no <speaker>/<chapter>/*.flac|wav found", root));
   }
   for (const auto& [path, stem] : trans_files) {
     std::ifstream in = open_text(path, "transcripts");
@@ -82,7 +86,8 @@ LibriSpeechDataset::LibriSpeechDataset(const std::string& root) : root_(root) {
       if (line.empty()) continue;
       auto space = line.find(' ');
       std::string id = line.substr(0, space);
-      if (space == std::string::npos || split_dash(id).size() != 3 || id.rfind(stem + "-", 0) != 0) {
+      if (space == std::string::npos || split_dash(id).size() != 3 ||
+          id.rfind(stem + "-", 0) != 0) {
         throw DataError(fmt::format("{}:{}: expected '<{}-utt> TRANSCRIPT' (got '{}')", path,
                                     line_no, stem, line.substr(0, 60)));
       }
@@ -128,8 +133,8 @@ PhoneAlignments::PhoneAlignments(const std::string& alignments_path, const std::
       std::string a, b, extra;
       if (!(ss >> a)) continue;
       if (!(ss >> b) || (ss >> extra)) {
-        throw DataError(fmt::format("{}:{}: expected '<id> <symbol>' (got '{}')", phones_path,
-                                    line_no, line));
+        throw DataError(
+            fmt::format("{}:{}: expected '<id> <symbol>' (got '{}')", phones_path, line_no, line));
       }
       std::int64_t id = 0;
       std::string symbol;
@@ -162,26 +167,31 @@ PhoneAlignments::PhoneAlignments(const std::string& alignments_path, const std::
     while (ss >> token) {
       std::int64_t v = 0;
       if (!parse_int64(token, v) || v < 0 || v > 32767) {
-        throw DataError(fmt::format("{}:{}: utterance '{}': phone id '{}' is not a non-negative "
-                                    "integer",
-                                    alignments_path, line_no, id, token));
+        throw DataError(
+            fmt::format("{}:{}: utterance '{}': phone id '{}' is not a non-negative "
+                        "integer",
+                        alignments_path, line_no, id, token));
       }
       if (!symbols_.empty() && !symbols_.count(v)) {
-        throw DataError(fmt::format("{}:{}: utterance '{}': phone id {} is not in '{}' (expected "
-                                    "0..{})",
-                                    alignments_path, line_no, id, v, phones_path, num_classes_ - 1));
+        throw DataError(
+            fmt::format("{}:{}: utterance '{}': phone id {} is not in '{}' (expected "
+                        "0..{})",
+                        alignments_path, line_no, id, v, phones_path, num_classes_ - 1));
       }
       max_id = std::max(max_id, v);
       labels.push_back(static_cast<std::int16_t>(v));
     }
     if (labels.empty()) {
-      throw DataError(fmt::format("{}:{}: utterance '{}' has no labels", alignments_path, line_no, id));
+      throw DataError(
+          fmt::format("{}:{}: utterance '{}' has no labels", alignments_path, line_no, id));
     }
     if (!labels_.emplace(id, std::move(labels)).second) {
-      throw DataError(fmt::format("{}:{}: utterance '{}' appears twice", alignments_path, line_no, id));
+      throw DataError(
+          fmt::format("{}:{}: utterance '{}' appears twice", alignments_path, line_no, id));
     }
   }
-  if (labels_.empty()) throw DataError(fmt::format("phone alignments '{}': empty", alignments_path));
+  if (labels_.empty())
+    throw DataError(fmt::format("phone alignments '{}': empty", alignments_path));
   if (symbols_.empty()) num_classes_ = max_id + 1;
 }
 
@@ -208,9 +218,10 @@ std::vector<std::string> PhoneAlignments::ids() const {
 std::int64_t PhoneAlignments::check_length(const std::string& id, std::int64_t frames) const {
   auto n = static_cast<std::int64_t>(labels(id).size());
   if (std::llabs(n - frames) > 1) {
-    throw DataError(fmt::format("phone alignments '{}': utterance '{}' has {} labels but its audio has "
-                                "{} frames (expected a difference of at most 1)",
-                                path_, id, n, frames));
+    throw DataError(
+        fmt::format("phone alignments '{}': utterance '{}' has {} labels but its audio has "
+                    "{} frames (expected a difference of at most 1)",
+                    path_, id, n, frames));
   }
   return std::min(n, frames);
 }

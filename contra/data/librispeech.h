@@ -1,6 +1,6 @@
 #pragma once
-/// Readers for the LibriSpeech layout and the CPC phone alignments (DESIGN.md §10) — the same readers
-/// serve a real LibriSpeech download and contra's built-in speech corpus.
+/// Readers for the LibriSpeech layout and the CPC phone alignments (DESIGN.md §10) — the same
+/// readers serve a real LibriSpeech download and contra's built-in speech corpus.
 ///
 ///   LibriSpeechDataset ds("data/speech");                        // scans <spk>/<chapter>/*.flac
 ///   PhoneAlignments al("data/speech/converted_aligned_phones.txt", "data/speech/phones.txt");
@@ -15,8 +15,8 @@
 namespace contra::data {
 
 struct Utterance {
-  std::string id;          // "<speaker>-<chapter>-<utterance>"
-  std::string speaker;     // "<speaker>"
+  std::string id;       // "<speaker>-<chapter>-<utterance>"
+  std::string speaker;  // "<speaker>"
   std::string chapter;
   std::string path;        // audio file
   std::string transcript;  // "" when the chapter has no .trans.txt entry
@@ -27,8 +27,8 @@ class LibriSpeechDataset {
  public:
   /// Scans `root` for `<speaker>/<chapter>/<speaker>-<chapter>-<utt>.<ext>` (ext: flac, wav) and
   /// reads every `<speaker>-<chapter>.trans.txt`. Throws DataError: root missing, no audio found, a
-  /// malformed transcript line (file:line), a transcript naming no audio file, a file whose name does
-  /// not match its folders.
+  /// malformed transcript line (file:line), a transcript naming no audio file, a file whose name
+  /// does not match its folders.
   explicit LibriSpeechDataset(const std::string& root);
 
   std::size_t size() const { return utterances_.size(); }
@@ -51,11 +51,12 @@ class LibriSpeechDataset {
 };
 
 /// Frame-level phone labels in the CPC release format: `converted_aligned_phones.txt`, one line per
-/// utterance, `<utt-id> <p0> <p1> ...`, one integer phone id per 10 ms frame (160 samples at 16 kHz).
+/// utterance, `<utt-id> <p0> <p1> ...`, one integer phone id per 10 ms frame (160 samples at 16
+/// kHz).
 class PhoneAlignments {
  public:
-  /// `phones_path` (optional, "" to skip) maps id → symbol, one `<id> <symbol>` or `<symbol> <id>` a
-  /// line; when given, every label must be one of its ids. Throws DataError naming file:line for
+  /// `phones_path` (optional, "" to skip) maps id → symbol, one `<id> <symbol>` or `<symbol> <id>`
+  /// a line; when given, every label must be one of its ids. Throws DataError naming file:line for
   /// non-integer or out-of-range ids, duplicate utterances, empty lines of labels.
   explicit PhoneAlignments(const std::string& alignments_path, const std::string& phones_path = "");
 
@@ -69,9 +70,9 @@ class PhoneAlignments {
   std::size_t size() const { return labels_.size(); }
   std::vector<std::string> ids() const;
 
-  /// Checks that an utterance of `frames` encoder frames has labels of the same length, allowing the
-  /// one-frame difference that different rounding of the last partial frame causes. Returns the usable
-  /// frame count min(frames, labels); throws DataError naming the utterance otherwise.
+  /// Checks that an utterance of `frames` encoder frames has labels of the same length, allowing
+  /// the one-frame difference that different rounding of the last partial frame causes. Returns the
+  /// usable frame count min(frames, labels); throws DataError naming the utterance otherwise.
   std::int64_t check_length(const std::string& id, std::int64_t frames) const;
 
  private:

@@ -15,9 +15,10 @@ PrefetchLoader::PrefetchLoader(Maker make, std::int64_t first, std::int64_t end,
       next_to_return_(first),
       end_(end),
       capacity_(capacity) {
-  check<ConfigError>(threads >= 1 && threads <= 64, "loader: threads must be in 1..64 (got {})", threads);
-  check<ConfigError>(capacity >= 1 && capacity <= 1024, "loader: prefetch must be in 1..1024 (got {})",
-                     capacity);
+  check<ConfigError>(threads >= 1 && threads <= 64, "loader: threads must be in 1..64 (got {})",
+                     threads);
+  check<ConfigError>(capacity >= 1 && capacity <= 1024,
+                     "loader: prefetch must be in 1..1024 (got {})", capacity);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
 }
 

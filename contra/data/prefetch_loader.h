@@ -1,13 +1,13 @@
 #pragma once
-/// A bounded, ordered prefetching loader: background threads build the batches of upcoming steps while
-/// the trainer computes, so compute never waits for I/O once the queue is warm.
+/// A bounded, ordered prefetching loader: background threads build the batches of upcoming steps
+/// while the trainer computes, so compute never waits for I/O once the queue is warm.
 ///
 /// Batches are a pure function of their step index (`make(step)`), which makes the data order
-/// independent of the number of loader threads and makes resuming exact: the loader simply starts at
-/// the resumed step. At most `capacity` batches are built ahead.
+/// independent of the number of loader threads and makes resuming exact: the loader simply starts
+/// at the resumed step. At most `capacity` batches are built ahead.
 ///
-///   PrefetchLoader loader([&](int64_t s) { return source.batch(s); }, /*first=*/0, /*end=*/1000, 2, 4);
-///   while (auto batch = loader.next()) train_on(*batch);
+///   PrefetchLoader loader([&](int64_t s) { return source.batch(s); }, /*first=*/0, /*end=*/1000,
+///   2, 4); while (auto batch = loader.next()) train_on(*batch);
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -26,7 +26,8 @@ class PrefetchLoader {
  public:
   using Maker = std::function<method::Batch(std::int64_t step)>;
   /// Produces steps [first, end). threads >= 1, capacity >= 1.
-  PrefetchLoader(Maker make, std::int64_t first, std::int64_t end, int threads = 1, int capacity = 4);
+  PrefetchLoader(Maker make, std::int64_t first, std::int64_t end, int threads = 1,
+                 int capacity = 4);
   ~PrefetchLoader();
   PrefetchLoader(const PrefetchLoader&) = delete;
   PrefetchLoader& operator=(const PrefetchLoader&) = delete;

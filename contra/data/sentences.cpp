@@ -44,57 +44,75 @@ namespace {
 
 using Words = std::vector<const char*>;
 
-const Words kNames = {"Anna", "Peter", "Maria", "James", "Olivia", "Thomas", "Sophie", "Daniel",
-                      "Grace", "Martin", "Laura", "Oscar", "Helen", "Victor", "Emma", "George",
-                      "Julia", "Samuel", "Alice", "Robert", "Nora", "Felix", "Clara", "Henry",
-                      "Ruth", "Edward", "Lucy", "Arthur", "Irene", "Walter", "Mabel", "Hugo"};
+const Words kNames = {"Anna",  "Peter",  "Maria", "James",  "Olivia", "Thomas", "Sophie", "Daniel",
+                      "Grace", "Martin", "Laura", "Oscar",  "Helen",  "Victor", "Emma",   "George",
+                      "Julia", "Samuel", "Alice", "Robert", "Nora",   "Felix",  "Clara",  "Henry",
+                      "Ruth",  "Edward", "Lucy",  "Arthur", "Irene",  "Walter", "Mabel",  "Hugo"};
 const Words kAdjectives = {
-    "quiet", "heavy", "bright", "small", "ancient", "yellow", "careful", "happy", "cold", "narrow",
-    "wooden", "silver", "gentle", "broken", "busy", "clever", "dusty", "early", "famous", "fresh",
-    "golden", "green", "hollow", "huge", "lazy", "little", "loud", "modern", "muddy", "new",
-    "old", "pale", "proud", "purple", "rapid", "rough", "round", "shiny", "short", "simple",
-    "sleepy", "smooth", "soft", "strange", "strong", "sudden", "sweet", "tall", "thick", "thin",
-    "tired", "warm", "wet", "wild", "wise", "young", "empty", "distant", "curious", "patient"};
+    "quiet",  "heavy",  "bright", "small",   "ancient", "yellow", "careful", "happy",   "cold",
+    "narrow", "wooden", "silver", "gentle",  "broken",  "busy",   "clever",  "dusty",   "early",
+    "famous", "fresh",  "golden", "green",   "hollow",  "huge",   "lazy",    "little",  "loud",
+    "modern", "muddy",  "new",    "old",     "pale",    "proud",  "purple",  "rapid",   "rough",
+    "round",  "shiny",  "short",  "simple",  "sleepy",  "smooth", "soft",    "strange", "strong",
+    "sudden", "sweet",  "tall",   "thick",   "thin",    "tired",  "warm",    "wet",     "wild",
+    "wise",   "young",  "empty",  "distant", "curious", "patient"};
 const Words kNouns = {
-    "farmer", "teacher", "river", "window", "garden", "doctor", "horse", "village", "kettle",
-    "letter", "mountain", "bridge", "basket", "candle", "engine", "forest", "island", "jacket",
-    "ladder", "market", "needle", "orchard", "pencil", "rabbit", "sailor", "tunnel", "violin",
-    "wagon", "blanket", "cabin", "dragon", "feather", "hammer", "lantern", "mirror", "painter",
-    "parrot", "pocket", "puzzle", "saddle", "shadow", "spider", "station", "thunder", "tiger",
-    "tower", "turtle", "wallet", "whistle", "baker", "camera", "circle", "dinner", "harbour",
-    "kitten", "lemon", "monkey", "office", "planet", "rocket", "soldier", "student", "ticket"};
-const Words kPlurals = {
-    "boxes", "apples", "children", "stones", "birds", "chairs", "boats", "books", "coins",
-    "cups", "ducks", "eggs", "flowers", "gloves", "houses", "keys", "lamps", "maps", "nails",
-    "oranges", "pages", "rings", "shoes", "songs", "tables", "towels", "trees", "wheels",
-    "letters", "bottles", "buttons", "clocks", "doors", "plates", "ropes", "shells", "spoons"};
-const Words kVerbsPast = {
-    "carried", "found", "painted", "opened", "watched", "followed", "borrowed", "cleaned", "counted",
-    "dropped", "fixed", "gathered", "hid", "lifted", "moved", "noticed", "packed", "pulled",
-    "pushed", "repaired", "sold", "bought", "dragged", "held", "visited", "measured", "washed",
-    "wrapped", "described", "remembered", "forgot", "built", "chose", "caught", "threw", "brought"};
-const Words kVerbsBase = {
-    "carry", "find", "paint", "open", "watch", "follow", "borrow", "clean", "count", "drop",
-    "fix", "gather", "hide", "lift", "move", "notice", "pack", "pull", "push", "repair", "sell",
-    "buy", "visit", "measure", "wash", "wrap", "describe", "remember", "build", "choose", "catch"};
-const Words kIntransitive = {"laughed", "waited", "shouted", "whispered", "slept", "danced",
-                             "smiled", "arrived", "listened", "worked", "travelled", "rested",
-                             "wondered", "sang", "hurried", "stayed", "paused", "returned"};
-const Words kPlaces = {"the station", "the old harbour", "the kitchen", "the quiet library",
-                       "the northern hills", "the village square", "the river bank", "the school",
-                       "the market", "the museum", "the garden gate", "the farm", "the hospital",
-                       "the bakery", "the crowded street", "the empty beach", "the top floor",
-                       "the small island", "the forest path", "the train"};
-const Words kPrepositions = {"to", "near", "behind", "under", "beside", "across", "through",
-                             "towards", "around", "inside", "past", "along"};
-const Words kTimes = {"yesterday", "this morning", "last winter", "after dinner", "on Monday",
-                      "before sunrise", "every evening", "at midnight", "in the spring",
-                      "last week", "on a rainy afternoon", "three days ago", "at noon",
-                      "during the storm", "on Sunday", "later that night"};
-const Words kAdverbs = {"slowly", "quickly", "quietly", "carefully", "suddenly", "happily",
-                        "gently", "loudly", "easily", "proudly", "nervously", "patiently"};
-const Words kWeather = {"cold", "windy", "bright", "foggy", "warm", "rainy", "cloudy", "calm",
-                        "freezing", "sunny", "humid", "stormy"};
+    "farmer", "teacher",  "river",  "window",  "garden",  "doctor", "horse",   "village", "kettle",
+    "letter", "mountain", "bridge", "basket",  "candle",  "engine", "forest",  "island",  "jacket",
+    "ladder", "market",   "needle", "orchard", "pencil",  "rabbit", "sailor",  "tunnel",  "violin",
+    "wagon",  "blanket",  "cabin",  "dragon",  "feather", "hammer", "lantern", "mirror",  "painter",
+    "parrot", "pocket",   "puzzle", "saddle",  "shadow",  "spider", "station", "thunder", "tiger",
+    "tower",  "turtle",   "wallet", "whistle", "baker",   "camera", "circle",  "dinner",  "harbour",
+    "kitten", "lemon",    "monkey", "office",  "planet",  "rocket", "soldier", "student", "ticket"};
+const Words kPlurals = {"boxes",   "apples",  "children", "stones", "birds",  "chairs",  "boats",
+                        "books",   "coins",   "cups",     "ducks",  "eggs",   "flowers", "gloves",
+                        "houses",  "keys",    "lamps",    "maps",   "nails",  "oranges", "pages",
+                        "rings",   "shoes",   "songs",    "tables", "towels", "trees",   "wheels",
+                        "letters", "bottles", "buttons",  "clocks", "doors",  "plates",  "ropes",
+                        "shells",  "spoons"};
+const Words kVerbsPast = {"carried",  "found",    "painted", "opened",  "watched",   "followed",
+                          "borrowed", "cleaned",  "counted", "dropped", "fixed",     "gathered",
+                          "hid",      "lifted",   "moved",   "noticed", "packed",    "pulled",
+                          "pushed",   "repaired", "sold",    "bought",  "dragged",   "held",
+                          "visited",  "measured", "washed",  "wrapped", "described", "remembered",
+                          "forgot",   "built",    "chose",   "caught",  "threw",     "brought"};
+const Words kVerbsBase = {"carry", "find",   "paint",   "open", "watch",  "follow",   "borrow",
+                          "clean", "count",  "drop",    "fix",  "gather", "hide",     "lift",
+                          "move",  "notice", "pack",    "pull", "push",   "repair",   "sell",
+                          "buy",   "visit",  "measure", "wash", "wrap",   "describe", "remember",
+                          "build", "choose", "catch"};
+const Words kIntransitive = {"laughed",   "waited", "shouted",  "whispered", "slept",
+                             "danced",    "smiled", "arrived",  "listened",  "worked",
+                             "travelled", "rested", "wondered", "sang",      "hurried",
+                             "stayed",    "paused", "returned"};
+const Words kPlaces = {
+    "the station",        "the old harbour",    "the kitchen",        "the quiet library",
+    "the northern hills", "the village square", "the river bank",     "the school",
+    "the market",         "the museum",         "the garden gate",    "the farm",
+    "the hospital",       "the bakery",         "the crowded street", "the empty beach",
+    "the top floor",      "the small island",   "the forest path",    "the train"};
+const Words kPrepositions = {"to",      "near",    "behind", "under",  "beside", "across",
+                             "through", "towards", "around", "inside", "past",   "along"};
+const Words kTimes = {"yesterday",
+                      "this morning",
+                      "last winter",
+                      "after dinner",
+                      "on Monday",
+                      "before sunrise",
+                      "every evening",
+                      "at midnight",
+                      "in the spring",
+                      "last week",
+                      "on a rainy afternoon",
+                      "three days ago",
+                      "at noon",
+                      "during the storm",
+                      "on Sunday",
+                      "later that night"};
+const Words kAdverbs = {"slowly", "quickly", "quietly", "carefully", "suddenly",  "happily",
+                        "gently", "loudly",  "easily",  "proudly",   "nervously", "patiently"};
+const Words kWeather = {"cold",   "windy", "bright",   "foggy", "warm",  "rainy",
+                        "cloudy", "calm",  "freezing", "sunny", "humid", "stormy"};
 const Words kConjunctions = {"and then", "but", "so", "because", "while", "although", "until"};
 
 const char* pick(SplitMix64& rng, const Words& words) { return words[rng.below(words.size())]; }
@@ -106,46 +124,58 @@ std::string capitalise(std::string s) {
 
 std::string subject(SplitMix64& rng) {
   switch (rng.below(3)) {
-    case 0: return pick(rng, kNames);
-    case 1: return std::string("the ") + pick(rng, kAdjectives) + " " + pick(rng, kNouns);
-    default: return std::string("the ") + pick(rng, kNouns);
+    case 0:
+      return pick(rng, kNames);
+    case 1:
+      return std::string("the ") + pick(rng, kAdjectives) + " " + pick(rng, kNouns);
+    default:
+      return std::string("the ") + pick(rng, kNouns);
   }
 }
 
 std::string object(SplitMix64& rng) {
   switch (rng.below(4)) {
-    case 0: return number_word(static_cast<int>(2 + rng.below(18))) + " " + pick(rng, kAdjectives) +
-                   " " + pick(rng, kPlurals);
-    case 1: return std::string("the ") + pick(rng, kAdjectives) + " " + pick(rng, kNouns);
-    case 2: return std::string("a ") + pick(rng, kNouns);
-    default: return std::string("some ") + pick(rng, kPlurals);
+    case 0:
+      return number_word(static_cast<int>(2 + rng.below(18))) + " " + pick(rng, kAdjectives) + " " +
+             pick(rng, kPlurals);
+    case 1:
+      return std::string("the ") + pick(rng, kAdjectives) + " " + pick(rng, kNouns);
+    case 2:
+      return std::string("a ") + pick(rng, kNouns);
+    default:
+      return std::string("some ") + pick(rng, kPlurals);
   }
 }
 
 std::string clause(SplitMix64& rng) {
   switch (rng.below(5)) {
-    case 0: return subject(rng) + " " + pick(rng, kVerbsPast) + " " + object(rng) + " " +
-                   pick(rng, kPrepositions) + " " + pick(rng, kPlaces);
-    case 1: return subject(rng) + " " + pick(rng, kIntransitive) + " " + pick(rng, kAdverbs) +
-                   " " + pick(rng, kTimes);
-    case 2: return subject(rng) + " " + pick(rng, kVerbsPast) + " " + object(rng) + " " +
-                   pick(rng, kTimes);
-    case 3: return std::string("it was ") + pick(rng, kWeather) + " " + pick(rng, kTimes) +
-                   " near " + pick(rng, kPlaces);
-    default: return subject(rng) + " " + pick(rng, kAdverbs) + " " + pick(rng, kVerbsPast) + " " +
-                    object(rng);
+    case 0:
+      return subject(rng) + " " + pick(rng, kVerbsPast) + " " + object(rng) + " " +
+             pick(rng, kPrepositions) + " " + pick(rng, kPlaces);
+    case 1:
+      return subject(rng) + " " + pick(rng, kIntransitive) + " " + pick(rng, kAdverbs) + " " +
+             pick(rng, kTimes);
+    case 2:
+      return subject(rng) + " " + pick(rng, kVerbsPast) + " " + object(rng) + " " +
+             pick(rng, kTimes);
+    case 3:
+      return std::string("it was ") + pick(rng, kWeather) + " " + pick(rng, kTimes) + " near " +
+             pick(rng, kPlaces);
+    default:
+      return subject(rng) + " " + pick(rng, kAdverbs) + " " + pick(rng, kVerbsPast) + " " +
+             object(rng);
   }
 }
 
 }  // namespace
 
 std::string number_word(int n) {
-  static const char* kOnes[] = {"zero", "one", "two", "three", "four", "five", "six",
-                                "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
-                                "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-                                "nineteen"};
-  static const char* kTens[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
-                                "eighty", "ninety"};
+  static const char* kOnes[] = {"zero",    "one",     "two",       "three",    "four",
+                                "five",    "six",     "seven",     "eight",    "nine",
+                                "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+  static const char* kTens[] = {"",      "",      "twenty",  "thirty", "forty",
+                                "fifty", "sixty", "seventy", "eighty", "ninety"};
   if (n < 0 || n > 99) throw std::out_of_range("number_word: 0..99");
   if (n < 20) return kOnes[n];
   std::string s = kTens[n / 10];

@@ -1,12 +1,14 @@
 #pragma once
 /// A seeded generator of varied English sentences for the built-in speech corpus.
 ///
-/// Sentences come from a small phrase grammar (statements, questions, lists of numbers, descriptions)
-/// over word lists of a few hundred words, so phone contexts vary: with the default lists there are far
-/// more than 10^8 distinct sentences, and a corpus of thousands repeats none (`unique` draws).
+/// Sentences come from a small phrase grammar (statements, questions, lists of numbers,
+/// descriptions) over word lists of a few hundred words, so phone contexts vary: with the default
+/// lists there are far more than 10^8 distinct sentences, and a corpus of thousands repeats none
+/// (`unique` draws).
 ///
 ///   SentenceGenerator gen(/*seed=*/1);
-///   std::string s = gen.next();            // "The quiet farmer carried seven heavy boxes to the market."
+///   std::string s = gen.next();            // "The quiet farmer carried seven heavy boxes to the
+///   market."
 #include <cstdint>
 #include <set>
 #include <string>

@@ -64,7 +64,8 @@ struct UtteranceResult {
 };
 
 std::string find_speechgen(const SpeechCorpusConfig& config) {
-  std::string path = config.speechgen.empty() ? executable_dir() + "/contra-speechgen" : config.speechgen;
+  std::string path =
+      config.speechgen.empty() ? executable_dir() + "/contra-speechgen" : config.speechgen;
   if (!path_exists(path)) {
     throw UnavailableError(fmt::format(
         "corpus speech: the synthesiser '{}' is missing (build target contra_speechgen, or set "
@@ -106,8 +107,8 @@ void read_phones(const std::string& path, UtteranceResult& result) {
 std::vector<float> read_raw(const std::string& path, std::int64_t expected) {
   std::string bytes = read_file(path);
   if (bytes.size() % sizeof(float) != 0 || std::int64_t(bytes.size() / sizeof(float)) != expected) {
-    throw DataError(fmt::format("speech worker output '{}' has {} bytes (expected {} samples)", path,
-                                bytes.size(), expected));
+    throw DataError(fmt::format("speech worker output '{}' has {} bytes (expected {} samples)",
+                                path, bytes.size(), expected));
   }
   std::vector<float> out(bytes.size() / sizeof(float));
   std::memcpy(out.data(), bytes.data(), bytes.size());
@@ -148,8 +149,8 @@ void SpeechCorpusConfig::validate() const {
 
 std::vector<SpeakerSpec> make_speakers(const SpeechCorpusConfig& config) {
   SplitMix64 rng(mix_seed(static_cast<std::uint64_t>(config.seed), 0x5be4c));
-  // Every (variant, voice) pair, shuffled; speakers take pairs whose variant is least used so far, so
-  // that the first |variants| speakers all differ in timbre, the next ones in accent and pitch.
+  // Every (variant, voice) pair, shuffled; speakers take pairs whose variant is least used so far,
+  // so that the first |variants| speakers all differ in timbre, the next ones in accent and pitch.
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t i = 0; i < config.variants.size(); ++i) {
     for (std::size_t j = 0; j < config.voices.size(); ++j) pairs.emplace_back(i, j);
@@ -175,8 +176,10 @@ std::vector<SpeakerSpec> make_speakers(const SpeechCorpusConfig& config) {
     spec.id = speaker_id(s);
     spec.variant = config.variants[pairs[best].first];
     spec.voice = config.voices[pairs[best].second];
-    spec.pitch = config.pitch_min + std::int64_t(rng.below(config.pitch_max - config.pitch_min + 1));
-    spec.range = config.range_min + std::int64_t(rng.below(config.range_max - config.range_min + 1));
+    spec.pitch =
+        config.pitch_min + std::int64_t(rng.below(config.pitch_max - config.pitch_min + 1));
+    spec.range =
+        config.range_min + std::int64_t(rng.below(config.range_max - config.range_min + 1));
     spec.rate = config.rate_min + std::int64_t(rng.below(config.rate_max - config.rate_min + 1));
     out.push_back(spec);
   }
@@ -201,9 +204,10 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
   config.validate();
   auto start_time = std::chrono::steady_clock::now();
   if (path_exists(out_dir) && !fs::is_empty(out_dir) && !overwrite) {
-    throw IoError(fmt::format("corpus speech: output '{}' exists and is not empty (use --force to "
-                              "replace it)",
-                              out_dir));
+    throw IoError(
+        fmt::format("corpus speech: output '{}' exists and is not empty (use --force to "
+                    "replace it)",
+                    out_dir));
   }
   const std::string speechgen = find_speechgen(config);
   {  // Validate voices and variants up front: espeak-ng silently ignores unknown variants.
@@ -214,8 +218,9 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
     auto available = list_lines(listed.out);
     for (const auto& v : config.variants) {
       if (std::find(available.begin(), available.end(), v) == available.end()) {
-        throw ConfigError(fmt::format("corpus.variants: unknown espeak-ng variant '{}' (available: {})",
-                                      v, fmt::join(available, ", ")));
+        throw ConfigError(
+            fmt::format("corpus.variants: unknown espeak-ng variant '{}' (available: {})", v,
+                        fmt::join(available, ", ")));
       }
     }
     for (const auto& voice : config.voices) {
@@ -274,8 +279,9 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
         write_file_atomic(jobs_file, jobs_text);
         ProcessResult r = run_process({speechgen, "--jobs", jobs_file, "--out", work_dir});
         if (r.exit_code != 0) {
-          std::string msg = fmt::format("speech worker for speaker {} failed (exit {}, signal {}): {}",
-                                        spk.id, r.exit_code, r.signal, r.err);
+          std::string msg =
+              fmt::format("speech worker for speaker {} failed (exit {}, signal {}): {}", spk.id,
+                          r.exit_code, r.signal, r.err);
           if (r.exit_code == 2) throw DataError(msg);
           throw Error(msg);
         }
@@ -293,7 +299,8 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
             limit_peak(audio);
           }
           // Pad with silence to whole 10 ms frames: frames = samples / 160 exactly.
-          std::size_t padded = (audio.size() + kSamplesPerFrame - 1) / kSamplesPerFrame * kSamplesPerFrame;
+          std::size_t padded =
+              (audio.size() + kSamplesPerFrame - 1) / kSamplesPerFrame * kSamplesPerFrame;
           audio.resize(padded, 0.0f);
           res.samples = static_cast<std::int64_t>(padded);
           write_audio(folder + "/" + id + ".flac", audio.data(), res.samples, kRate);
@@ -366,15 +373,16 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
       trans += utterance_id(s, u) + " " +
                transcript_text(sentences[static_cast<std::size_t>(s * U + u)]) + "\n";
     }
-    write_file_atomic(fmt::format("{}/{}/{}/{}-{}.trans.txt", tmp, spk.id, chapter_id(s), spk.id,
-                                  chapter_id(s)),
-                      trans);
+    write_file_atomic(
+        fmt::format("{}/{}/{}/{}-{}.trans.txt", tmp, spk.id, chapter_id(s), spk.id, chapter_id(s)),
+        trans);
     // Split: every speaker in both; a seeded shuffle of its utterances picks the test ones.
     std::vector<std::int64_t> order(static_cast<std::size_t>(U));
     for (std::int64_t u = 0; u < U; ++u) order[static_cast<std::size_t>(u)] = u;
     SplitMix64 rng(mix_seed(static_cast<std::uint64_t>(config.seed), 0x5b1, s));
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-    auto n_test = std::clamp<std::int64_t>(std::llround(double(U) * config.test_fraction), 1, U - 1);
+    auto n_test =
+        std::clamp<std::int64_t>(std::llround(double(U) * config.test_fraction), 1, U - 1);
     std::vector<bool> is_test(static_cast<std::size_t>(U), false);
     for (std::int64_t k = 0; k < n_test; ++k) is_test[static_cast<std::size_t>(order[k])] = true;
     for (std::int64_t u = 0; u < U; ++u) {
@@ -426,14 +434,15 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
   fs::rename(tmp, target, ec);
   if (ec) {
     if (!old.empty()) fs::rename(old, target);
-    throw IoError(fmt::format("corpus speech: moving '{}' to '{}': {}", tmp, target.string(),
-                              ec.message()));
+    throw IoError(
+        fmt::format("corpus speech: moving '{}' to '{}': {}", tmp, target.string(), ec.message()));
   }
   cleanup.keep = true;
   if (!old.empty()) remove_all(old);
   fsync_dir(target.parent_path().string());
   stats.out_dir = target.string();
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return stats;
 }
 

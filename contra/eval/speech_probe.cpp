@@ -20,9 +20,11 @@ void SpeechProbeConfig::validate() const {
   check<ConfigError>(features == "context" || features == "encoder",
                      "features: unknown '{}' (expected context or encoder)", features);
   check<ConfigError>(train_utterances_per_speaker >= 0,
-                     "train_utterances_per_speaker: must be >= 0 (got {})", train_utterances_per_speaker);
+                     "train_utterances_per_speaker: must be >= 0 (got {})",
+                     train_utterances_per_speaker);
   check<ConfigError>(test_utterances_per_speaker >= 0,
-                     "test_utterances_per_speaker: must be >= 0 (got {})", test_utterances_per_speaker);
+                     "test_utterances_per_speaker: must be >= 0 (got {})",
+                     test_utterances_per_speaker);
   check<ConfigError>(max_train_frames >= 100, "max_train_frames: must be >= 100 (got {})",
                      max_train_frames);
   check<ConfigError>(epochs >= 1, "epochs: must be >= 1 (got {})", epochs);
@@ -31,17 +33,20 @@ void SpeechProbeConfig::validate() const {
   check<ConfigError>(weight_decay >= 0, "weight_decay: must be >= 0 (got {})", weight_decay);
   check<ConfigError>(hidden >= 0, "hidden: must be >= 0 (got {})", hidden);
   for (const auto& b : baselines) {
-    check<ConfigError>(b == "random" || b == "mfcc", "baselines: unknown '{}' (expected random, mfcc)", b);
+    check<ConfigError>(b == "random" || b == "mfcc",
+                       "baselines: unknown '{}' (expected random, mfcc)", b);
   }
 }
 
 SpeechFeatures extract_speech_features(const data::LibriSpeechDataset& dataset,
                                        const data::PhoneAlignments& alignments,
-                                       const std::vector<std::string>& ids, std::int64_t per_speaker,
-                                       std::uint64_t seed, const SpeechFeatureFn& fn) {
+                                       const std::vector<std::string>& ids,
+                                       std::int64_t per_speaker, std::uint64_t seed,
+                                       const SpeechFeatureFn& fn) {
   // A seeded choice of `per_speaker` utterances of each speaker (all when 0), in id order.
   std::map<std::string, std::vector<std::string>> by_speaker;
-  for (const auto& id : ids) by_speaker[dataset.utterance(dataset.index_of(id)).speaker].push_back(id);
+  for (const auto& id : ids)
+    by_speaker[dataset.utterance(dataset.index_of(id)).speaker].push_back(id);
   std::vector<std::string> chosen;
   std::uint64_t salt = 0;
   for (auto& [speaker, list] : by_speaker) {
@@ -70,8 +75,8 @@ SpeechFeatures extract_speech_features(const data::LibriSpeechDataset& dataset,
     std::int64_t n = alignments.check_length(id, f.size(0));
     const auto& l = alignments.labels(id);
     frames.push_back(f.slice(0, 0, n));
-    labels.push_back(
-        torch::from_blob(const_cast<std::int16_t*>(l.data()), {n}, torch::kInt16).to(torch::kInt64));
+    labels.push_back(torch::from_blob(const_cast<std::int16_t*>(l.data()), {n}, torch::kInt16)
+                         .to(torch::kInt64));
     pooled.push_back(f.slice(0, 0, n).mean(0));
     speakers.push_back(dataset.speaker_index(index));
     progress.advance();
@@ -101,13 +106,17 @@ SpeechProbeRow run_speech_probe(const std::string& name, const SpeechFeatureFn& 
   torch::Tensor train_x = train.frames, train_y = train.phone_labels;
   if (train_x.size(0) > config.max_train_frames) {
     auto gen = at::detail::createCPUGenerator(seed);
-    auto keep = torch::randperm(train_x.size(0), gen, torch::kInt64).slice(0, 0, config.max_train_frames);
+    auto keep =
+        torch::randperm(train_x.size(0), gen, torch::kInt64).slice(0, 0, config.max_train_frames);
     train_x = train_x.index_select(0, keep);
     train_y = train_y.index_select(0, keep);
   }
   LinearProbeOptions options;
-  options.epochs(config.epochs).batch_size(config.batch_size).lr(config.lr)
-      .weight_decay(config.weight_decay).seed(seed);
+  options.epochs(config.epochs)
+      .batch_size(config.batch_size)
+      .lr(config.lr)
+      .weight_decay(config.weight_decay)
+      .seed(seed);
   SpeechProbeRow row;
   row.name = name;
   row.dim = train_x.size(1);
@@ -129,26 +138,28 @@ SpeechProbeRow run_speech_probe(const std::string& name, const SpeechFeatureFn& 
 }
 
 std::string speech_probe_markdown(const std::vector<SpeechProbeRow>& rows, bool with_mlp) {
-  std::string out = with_mlp ? "| features | dim | phone acc (%) | phone acc, MLP (%) | speaker acc (%) |\n"
-                               "|---|---|---|---|---|\n"
-                             : "| features | dim | phone acc (%) | speaker acc (%) |\n|---|---|---|---|\n";
+  std::string out =
+      with_mlp ? "| features | dim | phone acc (%) | phone acc, MLP (%) | speaker acc (%) |\n"
+                 "|---|---|---|---|---|\n"
+               : "| features | dim | phone acc (%) | speaker acc (%) |\n|---|---|---|---|\n";
   for (const auto& r : rows) {
     if (with_mlp) {
       out += fmt::format("| {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.name, r.dim,
                          100 * r.phone.test_accuracy, 100 * r.phone_mlp.test_accuracy,
                          100 * r.speaker.test_accuracy);
     } else {
-      out += fmt::format("| {} | {} | {:.1f} | {:.1f} |\n", r.name, r.dim, 100 * r.phone.test_accuracy,
-                         100 * r.speaker.test_accuracy);
+      out += fmt::format("| {} | {} | {:.1f} | {:.1f} |\n", r.name, r.dim,
+                         100 * r.phone.test_accuracy, 100 * r.speaker.test_accuracy);
     }
   }
   if (!rows.empty()) {
     out += fmt::format(
-        "\nchance (most frequent class): phone {:.1f}% of {} classes, speaker {:.1f}% of {} speakers; "
+        "\nchance (most frequent class): phone {:.1f}% of {} classes, speaker {:.1f}% of {} "
+        "speakers; "
         "{} train / {} test frames, {} / {} utterances\n",
-        100 * rows[0].phone.chance_accuracy, rows[0].phone.classes, 100 * rows[0].speaker.chance_accuracy,
-        rows[0].speaker.classes, rows[0].phone.train_size, rows[0].phone.test_size,
-        rows[0].speaker.train_size, rows[0].speaker.test_size);
+        100 * rows[0].phone.chance_accuracy, rows[0].phone.classes,
+        100 * rows[0].speaker.chance_accuracy, rows[0].speaker.classes, rows[0].phone.train_size,
+        rows[0].phone.test_size, rows[0].speaker.train_size, rows[0].speaker.test_size);
   }
   return out;
 }

@@ -1,12 +1,13 @@
 #pragma once
-/// The CPC paper's evaluation protocol on speech (Oord et al. 2018, §3.1): frozen features, a linear
-/// phone classifier on frames (train-split frames → test-split frames) and a linear speaker classifier
-/// on utterance-averaged features, with baselines (MFCC, the same encoder randomly initialised) through
-/// the same probe.
+/// The CPC paper's evaluation protocol on speech (Oord et al. 2018, §3.1): frozen features, a
+/// linear phone classifier on frames (train-split frames → test-split frames) and a linear speaker
+/// classifier on utterance-averaged features, with baselines (MFCC, the same encoder randomly
+/// initialised) through the same probe.
 ///
-/// Frame alignment: feature frame t of an utterance is compared with alignment label t (10 ms frames;
-/// the encoder's frame t covers samples [160·t, 160·t + 160) up to its receptive field); an utterance
-/// whose feature and label counts differ by one frame is cut to the shorter (PhoneAlignments::check_length).
+/// Frame alignment: feature frame t of an utterance is compared with alignment label t (10 ms
+/// frames; the encoder's frame t covers samples [160·t, 160·t + 160) up to its receptive field); an
+/// utterance whose feature and label counts differ by one frame is cut to the shorter
+/// (PhoneAlignments::check_length).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -25,10 +26,10 @@ struct SpeechProbeConfig {
   std::int64_t test_utterances_per_speaker = 0;    // 0 = all test-split utterances
   std::int64_t max_train_frames = 200000;          // phone probe: random subset of training frames
   std::int64_t epochs = 40;
-  std::int64_t batch_size = 2048;                  // 0 = full batch
+  std::int64_t batch_size = 2048;  // 0 = full batch
   double lr = 2e-3;
   double weight_decay = 0.0;
-  std::int64_t hidden = 0;                         // > 0: one-hidden-layer MLP phone probe as well
+  std::int64_t hidden = 0;  // > 0: one-hidden-layer MLP phone probe as well
   std::vector<std::string> baselines = {"random", "mfcc"};
   std::int64_t seed = 1;
 
@@ -61,12 +62,13 @@ struct SpeechFeatures {
   double audio_seconds = 0;
 };
 
-/// Runs `fn` over utterances `ids` (a split, optionally limited per speaker with a seeded choice) and
-/// collects frame features with their phone labels and pooled utterance features with speakers.
+/// Runs `fn` over utterances `ids` (a split, optionally limited per speaker with a seeded choice)
+/// and collects frame features with their phone labels and pooled utterance features with speakers.
 SpeechFeatures extract_speech_features(const data::LibriSpeechDataset& dataset,
                                        const data::PhoneAlignments& alignments,
-                                       const std::vector<std::string>& ids, std::int64_t per_speaker,
-                                       std::uint64_t seed, const SpeechFeatureFn& fn);
+                                       const std::vector<std::string>& ids,
+                                       std::int64_t per_speaker, std::uint64_t seed,
+                                       const SpeechFeatureFn& fn);
 
 /// One row of the results table.
 struct SpeechProbeRow {

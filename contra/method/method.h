@@ -2,8 +2,8 @@
 /// The method interface: a self-supervised method is a composition (encoder + heads + loss + views)
 /// that the trainer drives without knowing which method it is (DESIGN.md §1).
 ///
-/// A Method is a torch::nn::Module, so its parameters, buffers (queues, memory banks, EMA targets) and
-/// sub-modules are saved and restored by checkpoints through the ordinary module archive.
+/// A Method is a torch::nn::Module, so its parameters, buffers (queues, memory banks, EMA targets)
+/// and sub-modules are saved and restored by checkpoints through the ordinary module archive.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -34,7 +34,8 @@ struct Batch {
 /// What one forward pass returns: the scalar loss to back-propagate and metrics to log.
 struct StepOutput {
   torch::Tensor loss;
-  /// Plain numbers (accuracy per prediction step, positive/negative similarity...), already detached.
+  /// Plain numbers (accuracy per prediction step, positive/negative similarity...), already
+  /// detached.
   std::map<std::string, double> metrics;
 };
 

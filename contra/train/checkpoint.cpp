@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <regex>
 
-#include <fmt/format.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -38,7 +38,8 @@ void fsync_path(const std::string& path) {
   if (fd < 0) throw IoError(fmt::format("writing '{}': {}", path, std::strerror(errno)));
   int rc = ::fsync(fd);
   ::close(fd);
-  if (rc != 0) throw IoError(fmt::format("writing '{}': fsync failed ({})", path, std::strerror(errno)));
+  if (rc != 0)
+    throw IoError(fmt::format("writing '{}': fsync failed ({})", path, std::strerror(errno)));
 }
 
 }  // namespace
@@ -77,7 +78,8 @@ std::string save_checkpoint(const std::string& run_dir, method::Method& method,
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    throw IoError(fmt::format("writing checkpoint '{}': rename failed ({})", path, std::strerror(errno)));
+    throw IoError(
+        fmt::format("writing checkpoint '{}': rename failed ({})", path, std::strerror(errno)));
   }
   fsync_dir(dir);
   // Switch `last` atomically: a new symlink under a temporary name renamed over the old one.
@@ -86,7 +88,8 @@ std::string save_checkpoint(const std::string& run_dir, method::Method& method,
   fs::create_symlink(name, link_tmp, ec);
   if (ec || std::rename(link_tmp.c_str(), (dir + "/last").c_str()) != 0) {
     ::unlink(link_tmp.c_str());
-    throw IoError(fmt::format("updating '{}/last': {}", dir, ec ? ec.message() : std::strerror(errno)));
+    throw IoError(
+        fmt::format("updating '{}/last': {}", dir, ec ? ec.message() : std::strerror(errno)));
   }
   fsync_dir(dir);
   // Keep the newest `keep` checkpoints (names sort by step).
@@ -119,8 +122,8 @@ std::string resolve_checkpoint(const std::string& run_dir_or_file) {
   if (fs::is_directory(run_dir_or_file, ec)) {
     std::string path = latest_checkpoint(run_dir_or_file);
     if (path.empty()) {
-      throw DataError(fmt::format("'{}': no checkpoint (expected checkpoints/last in a run directory)",
-                                  run_dir_or_file));
+      throw DataError(fmt::format(
+          "'{}': no checkpoint (expected checkpoints/last in a run directory)", run_dir_or_file));
     }
     return path;
   }

@@ -1,8 +1,8 @@
 #pragma once
-/// Checkpoints (DESIGN.md §6): model (the whole Method module: parameters and buffers such as queues,
-/// memory banks and EMA targets), optimizer state, completed step count, RNG state and the resolved
-/// config. Written to a temporary file, fsynced, renamed; `checkpoints/last` is then switched to it
-/// atomically, so a crash never leaves `last` pointing at a partial file.
+/// Checkpoints (DESIGN.md §6): model (the whole Method module: parameters and buffers such as
+/// queues, memory banks and EMA targets), optimizer state, completed step count, RNG state and the
+/// resolved config. Written to a temporary file, fsynced, renamed; `checkpoints/last` is then
+/// switched to it atomically, so a crash never leaves `last` pointing at a partial file.
 #include <cstdint>
 #include <string>
 
@@ -13,8 +13,8 @@
 namespace contra::train {
 
 struct CheckpointMeta {
-  std::int64_t step = 0;        // completed optimizer steps
-  std::string config_yaml;      // resolved config of the run
+  std::int64_t step = 0;    // completed optimizer steps
+  std::string config_yaml;  // resolved config of the run
   std::string contra_version;
 };
 
@@ -36,6 +36,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 /// Loads weights (and buffers) into `method`; with `optimizer`, its state too; restores the CPU RNG
 /// when `restore_rng`. Throws DataError naming the file when shapes or names do not match.
 CheckpointMeta load_checkpoint(const std::string& path, method::Method& method,
-                               torch::optim::Optimizer* optimizer = nullptr, bool restore_rng = false);
+                               torch::optim::Optimizer* optimizer = nullptr,
+                               bool restore_rng = false);
 
 }  // namespace contra::train

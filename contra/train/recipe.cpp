@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
@@ -20,8 +20,9 @@ namespace contra::train {
 namespace fs = std::filesystem;
 
 void RunConfig::validate() const {
-  check<ConfigError>(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
-                     "name: must be a plain folder name (got '{}')", name);
+  check<ConfigError>(
+      !name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
+      "name: must be a plain folder name (got '{}')", name);
   check<ConfigError>(!dir.empty(), "dir: must not be empty");
 }
 
@@ -38,13 +39,24 @@ std::string SpeechDataConfig::path(const std::string& name) const {
 
 transforms::AudioAugmentOptions AudioAugmentConfig::options() const {
   return transforms::AudioAugmentOptions()
-      .speed_p(speed_p).speed_min(speed_min).speed_max(speed_max)
-      .shift_p(shift_p).max_shift(max_shift)
-      .band_reject_p(band_reject_p).band_min_hz(band_min_hz).band_max_hz(band_max_hz)
-      .width_min_hz(width_min_hz).width_max_hz(width_max_hz)
-      .gain_p(gain_p).gain_min_db(gain_min_db).gain_max_db(gain_max_db)
-      .noise_p(noise_p).snr_min_db(snr_min_db).snr_max_db(snr_max_db)
-      .region(region).split_sample(split_sample);
+      .speed_p(speed_p)
+      .speed_min(speed_min)
+      .speed_max(speed_max)
+      .shift_p(shift_p)
+      .max_shift(max_shift)
+      .band_reject_p(band_reject_p)
+      .band_min_hz(band_min_hz)
+      .band_max_hz(band_max_hz)
+      .width_min_hz(width_min_hz)
+      .width_max_hz(width_max_hz)
+      .gain_p(gain_p)
+      .gain_min_db(gain_min_db)
+      .gain_max_db(gain_max_db)
+      .noise_p(noise_p)
+      .snr_min_db(snr_min_db)
+      .snr_max_db(snr_max_db)
+      .region(region)
+      .split_sample(split_sample);
 }
 
 void AudioAugmentConfig::validate() const {
@@ -83,9 +95,10 @@ std::string Recipe::resolved_yaml() const {
 SpeechData open_speech_data(const Recipe& r) {
   if (!path_exists(r.data.root)) {
     if (!r.data.generate) {
-      throw DataError(fmt::format("data.root '{}': no such folder (set data.generate=true to build the "
-                                  "built-in corpus there)",
-                                  r.data.root));
+      throw DataError(
+          fmt::format("data.root '{}': no such folder (set data.generate=true to build the "
+                      "built-in corpus there)",
+                      r.data.root));
     }
     log().info("generating the built-in speech corpus into {}", r.data.root);
     auto stats = data::generate_speech_corpus(r.corpus, r.data.root);
@@ -118,8 +131,8 @@ TrainSummary train_recipe(const Recipe& r, bool resume) {
     cpc->check_window(r.data.window);
     torch::Tensor labels;
     if (r.train.speakers_per_batch > 0) {
-      labels = torch::arange(r.train.speakers_per_batch).repeat_interleave(
-          r.train.batch_size / r.train.speakers_per_batch);
+      labels = torch::arange(r.train.speakers_per_batch)
+                   .repeat_interleave(r.train.batch_size / r.train.speakers_per_batch);
     } else {
       labels = torch::arange(r.train.batch_size);
     }
@@ -132,7 +145,8 @@ TrainSummary train_recipe(const Recipe& r, bool resume) {
   auto make_batch = [source, seed, batch, per_speaker, augment, augmenting](std::int64_t i) {
     method::Batch b = source->batch(i, batch, per_speaker, seed);
     if (augmenting) {
-      transforms::AudioAugment chain(augment, data::mix_seed(seed, static_cast<std::uint64_t>(i), 0xa06));
+      transforms::AudioAugment chain(augment,
+                                     data::mix_seed(seed, static_cast<std::uint64_t>(i), 0xa06));
       b.input = chain(b.input);
     }
     return b;
@@ -146,7 +160,8 @@ std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::strin
   set_threads(static_cast<int>(r.train.threads));
   SpeechData d = open_speech_data(r);
   if (!d.alignments) {
-    throw DataError(fmt::format("probe: no phone alignments at '{}'", r.data.path(r.data.alignments)));
+    throw DataError(
+        fmt::format("probe: no phone alignments at '{}'", r.data.path(r.data.alignments)));
   }
   c10::Device device = parse_device(r.train.device);
   auto model_features = [&](std::shared_ptr<method::Method> m) -> eval::SpeechFeatureFn {
@@ -168,7 +183,8 @@ std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::strin
   }
   for (const auto& baseline : r.probe.baselines) {
     if (baseline == "random") {
-      seed_everything(static_cast<std::uint64_t>(r.train.seed));  // the trained model's initial weights
+      seed_everything(
+          static_cast<std::uint64_t>(r.train.seed));  // the trained model's initial weights
       auto random = method::make_method(r.tree);
       rows.push_back(eval::run_speech_probe("random init", model_features(random), *d.dataset,
                                             *d.alignments, d.train_ids, d.test_ids, r.probe));
@@ -195,14 +211,15 @@ std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::strin
     if (r.probe.hidden > 0) j["phone_mlp_accuracy"] = row.phone_mlp.test_accuracy;
     rows_json.push_back(j);
   }
-  nlohmann::json results = {{"checkpoint", checkpoint},
-                            {"step", meta.step},
-                            {"probe", nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.probe))).dump())},
-                            {"rows", rows_json}};
+  nlohmann::json results = {
+      {"checkpoint", checkpoint},
+      {"step", meta.step},
+      {"probe", nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.probe))).dump())},
+      {"rows", rows_json}};
   make_dirs(out_dir);
   write_file_atomic(out_dir + "/results.json", results.dump(2) + "\n");
-  std::string md = fmt::format("# Probe results\n\ncheckpoint `{}` (step {}), features `{}`\n\n", checkpoint,
-                               meta.step, r.probe.features) +
+  std::string md = fmt::format("# Probe results\n\ncheckpoint `{}` (step {}), features `{}`\n\n",
+                               checkpoint, meta.step, r.probe.features) +
                    eval::speech_probe_markdown(rows, r.probe.hidden > 0);
   write_file_atomic(out_dir + "/results.md", md);
   return rows;

@@ -36,10 +36,10 @@ struct SpeechDataConfig {
   std::string train_split = "train_split.txt";  // relative to root unless absolute
   std::string test_split = "test_split.txt";
   std::string alignments = "converted_aligned_phones.txt";
-  std::string phones = "phones.txt";            // "" when the corpus has none
-  std::int64_t window = 20480;                  // samples per training window (1.28 s)
-  std::int64_t cache_mb = 2048;                 // decoded audio kept in memory
-  bool generate = true;                         // build the built-in corpus (corpus:) if root is missing
+  std::string phones = "phones.txt";  // "" when the corpus has none
+  std::int64_t window = 20480;        // samples per training window (1.28 s)
+  std::int64_t cache_mb = 2048;       // decoded audio kept in memory
+  bool generate = true;               // build the built-in corpus (corpus:) if root is missing
   template <class V>
   void visit(V& v) {
     v("root", root, "corpus root (LibriSpeech layout)");
@@ -56,14 +56,15 @@ struct SpeechDataConfig {
   std::string path(const std::string& name) const;
 };
 
-/// `augment:` the audio augmentation chain applied to training windows in the loader threads (off by
-/// default; see contra/transforms/audio_augment.h). Each batch's augmentation is seeded by
+/// `augment:` the audio augmentation chain applied to training windows in the loader threads (off
+/// by default; see contra/transforms/audio_augment.h). Each batch's augmentation is seeded by
 /// (train.seed, batch index), so it is reproducible and resumes exactly.
 struct AudioAugmentConfig {
   double speed_p = 0, speed_min = 0.9, speed_max = 1.1;
   double shift_p = 0;
   std::int64_t max_shift = 800;
-  double band_reject_p = 0, band_min_hz = 100, band_max_hz = 6000, width_min_hz = 50, width_max_hz = 800;
+  double band_reject_p = 0, band_min_hz = 100, band_max_hz = 6000, width_min_hz = 50,
+         width_max_hz = 800;
   double gain_p = 0, gain_min_db = -6, gain_max_db = 6;
   double noise_p = 0, snr_min_db = 5, snr_max_db = 30;
   std::string region = "all";  // all | past_only | future_only
@@ -123,8 +124,8 @@ SpeechData open_speech_data(const Recipe& recipe);
 /// Trains the recipe's method into run_dir(); `resume` continues from its last checkpoint.
 TrainSummary train_recipe(const Recipe& recipe, bool resume);
 
-/// Probes the checkpoint (and the baselines of probe.baselines) and writes results.json / results.md
-/// into `out_dir`. Returns the rows, model first.
+/// Probes the checkpoint (and the baselines of probe.baselines) and writes results.json /
+/// results.md into `out_dir`. Returns the rows, model first.
 std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& recipe, const std::string& checkpoint,
                                                const std::string& out_dir);
 

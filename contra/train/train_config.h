@@ -6,15 +6,15 @@
 namespace contra::train {
 
 struct OptimConfig {
-  std::string name = "adam";        // adam | adamw | sgd
-  double lr = 2e-4;                 // peak learning rate (CPC: Adam 2e-4)
+  std::string name = "adam";  // adam | adamw | sgd
+  double lr = 2e-4;           // peak learning rate (CPC: Adam 2e-4)
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam / adamw
-  double momentum = 0.9;            // sgd
-  std::string schedule = "constant";  // constant | cosine (after warmup)
-  std::int64_t warmup_steps = 0;    // linear warmup from 0 to lr
-  double min_lr_ratio = 0.0;        // cosine floor as a fraction of lr
-  double clip_grad_norm = 0.0;      // 0 = off; else max global L2 norm
+  double momentum = 0.9;                          // sgd
+  std::string schedule = "constant";              // constant | cosine (after warmup)
+  std::int64_t warmup_steps = 0;                  // linear warmup from 0 to lr
+  double min_lr_ratio = 0.0;                      // cosine floor as a fraction of lr
+  double clip_grad_norm = 0.0;                    // 0 = off; else max global L2 norm
 
   template <class V>
   void visit(V& v) {
@@ -34,19 +34,19 @@ struct OptimConfig {
 };
 
 struct TrainConfig {
-  std::int64_t steps = 1000;         // optimizer steps
-  std::int64_t batch_size = 8;       // per micro-batch
-  std::int64_t accumulation = 1;     // micro-batches per optimizer step (effective batch = product)
+  std::int64_t steps = 1000;      // optimizer steps
+  std::int64_t batch_size = 8;    // per micro-batch
+  std::int64_t accumulation = 1;  // micro-batches per optimizer step (effective batch = product)
   std::int64_t speakers_per_batch = 0;  // > 0: batches of P speakers × B/P windows (same_speaker)
-  std::int64_t threads = 0;          // intra-op threads, 0 = all cores
+  std::int64_t threads = 0;             // intra-op threads, 0 = all cores
   std::int64_t seed = 1;
-  std::string device = "cpu";        // cpu | cuda | cuda:N
+  std::string device = "cpu";  // cpu | cuda | cuda:N
   std::int64_t log_every = 20;
   std::int64_t checkpoint_every = 250;
   std::int64_t keep_checkpoints = 2;
   std::int64_t loader_threads = 1;
   std::int64_t prefetch = 4;
-  std::int64_t max_seconds = 0;      // > 0: stop (with a checkpoint) after this much wall time
+  std::int64_t max_seconds = 0;  // > 0: stop (with a checkpoint) after this much wall time
 
   template <class V>
   void visit(V& v) {
@@ -67,7 +67,8 @@ struct TrainConfig {
   void validate() const;
 };
 
-/// Learning rate at optimizer step `step` (0-based): linear warmup, then constant or cosine to the floor.
+/// Learning rate at optimizer step `step` (0-based): linear warmup, then constant or cosine to the
+/// floor.
 double learning_rate(const OptimConfig& config, std::int64_t step, std::int64_t total_steps);
 
 }  // namespace contra::train

@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
@@ -23,18 +23,23 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& c,
                                                         const std::vector<torch::Tensor>& params) {
   check<ConfigError>(!params.empty(), "optimizer: the method has no trainable parameters");
   if (c.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr)
+                                                            .betas({c.beta1, c.beta2})
+                                                            .eps(c.eps)
+                                                            .weight_decay(c.weight_decay));
   }
   if (c.name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(c.lr)
+                                                             .betas({c.beta1, c.beta2})
+                                                             .eps(c.eps)
+                                                             .weight_decay(c.weight_decay));
   }
   if (c.name == "sgd") {
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
   }
-  throw ConfigError(fmt::format("optim.name: unknown optimizer '{}' (expected adam, adamw or sgd)", c.name));
+  throw ConfigError(
+      fmt::format("optim.name: unknown optimizer '{}' (expected adam, adamw or sgd)", c.name));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -79,7 +84,8 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
 }
 }  // namespace
 
-TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make_batch, bool resume) {
+TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make_batch,
+                          bool resume) {
   set_threads(static_cast<int>(train_.threads));
   c10::Device device = parse_device(train_.device);
   method_->to(device);
@@ -92,14 +98,16 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   TrainSummary summary;
   std::string existing = latest_checkpoint(run_dir_);
   if (resume && !existing.empty()) {
-    CheckpointMeta meta = load_checkpoint(existing, *method_, optimizer.get(), /*restore_rng=*/true);
+    CheckpointMeta meta =
+        load_checkpoint(existing, *method_, optimizer.get(), /*restore_rng=*/true);
     summary.first_step = meta.step;
     summary.checkpoint = existing;
     log().info("resuming {} from step {}", run_dir_, meta.step);
   } else if (!resume && !existing.empty()) {
-    throw IoError(fmt::format("run directory '{}' already has checkpoints (use --resume to continue, or "
-                              "choose another run name)",
-                              run_dir_));
+    throw IoError(
+        fmt::format("run directory '{}' already has checkpoints (use --resume to continue, or "
+                    "choose another run name)",
+                    run_dir_));
   }
   truncate_metrics(metrics_path, summary.first_step);
   summary.steps = summary.first_step;
@@ -111,7 +119,8 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   const std::int64_t accum = train_.accumulation;
   const std::int64_t items_per_step = train_.batch_size * accum;
   data::PrefetchLoader loader(make_batch, summary.first_step * accum, train_.steps * accum,
-                              static_cast<int>(train_.loader_threads), static_cast<int>(train_.prefetch));
+                              static_cast<int>(train_.loader_threads),
+                              static_cast<int>(train_.prefetch));
   auto params = method_->trainable_parameters();
   Progress progress("train", train_.steps, "step");
   progress.set(summary.first_step);
@@ -135,7 +144,8 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
       double value = out.loss.item<double>();
       if (!std::isfinite(value)) {
         throw NumericalError(fmt::format(
-            "training diverged: loss is {} at step {} (micro-batch {}); the last good checkpoint is "
+            "training diverged: loss is {} at step {} (micro-batch {}); the last good checkpoint "
+            "is "
             "'{}' (lower optim.lr or set optim.clip_grad_norm)",
             value, step + 1, micro, summary.checkpoint.empty() ? "none" : summary.checkpoint));
       }
@@ -152,18 +162,19 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
     const std::int64_t done = step + 1;
     summary.steps = done;
 
-    bool out_of_time = train_.max_seconds > 0 &&
-                       std::chrono::duration<double>(clock::now() - run_start).count() >=
-                           static_cast<double>(train_.max_seconds);
+    bool out_of_time =
+        train_.max_seconds > 0 && std::chrono::duration<double>(clock::now() - run_start).count() >=
+                                      static_cast<double>(train_.max_seconds);
     bool last = done == train_.steps || out_of_time;
     if (done % train_.log_every == 0 || last) {
       double seconds = std::chrono::duration<double>(clock::now() - interval_start).count();
-      nlohmann::json row = {{"step", done},
-                            {"loss", interval_loss / interval_steps},
-                            {"lr", lr},
-                            {"items_per_s", items_per_step * interval_steps / std::max(seconds, 1e-9)},
-                            {"ms_per_batch", 1000.0 * seconds / (interval_steps * accum)},
-                            {"loader_wait_s", loader.wait_seconds() - interval_wait_start}};
+      nlohmann::json row = {
+          {"step", done},
+          {"loss", interval_loss / interval_steps},
+          {"lr", lr},
+          {"items_per_s", items_per_step * interval_steps / std::max(seconds, 1e-9)},
+          {"ms_per_batch", 1000.0 * seconds / (interval_steps * accum)},
+          {"loader_wait_s", loader.wait_seconds() - interval_wait_start}};
       summary.metrics.clear();
       for (const auto& [k, v] : interval_metrics) {
         row[k] = v / interval_steps;
@@ -172,11 +183,13 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
       summary.loss = interval_loss / interval_steps;
       metrics << row.dump() << "\n";
       metrics.flush();
-      if (!metrics) throw IoError(fmt::format("writing '{}': write failed (disk full?)", metrics_path));
+      if (!metrics)
+        throw IoError(fmt::format("writing '{}': write failed (disk full?)", metrics_path));
       std::string extra = fmt::format("loss {:.4f} lr {:.2e} {:.1f} items/s", summary.loss, lr,
                                       row["items_per_s"].get<double>());
       for (const char* key : {"acc_1", "acc_4", "acc_12"}) {
-        if (interval_metrics.count(key)) extra += fmt::format(" {} {:.3f}", key, summary.metrics[key]);
+        if (interval_metrics.count(key))
+          extra += fmt::format(" {} {:.3f}", key, summary.metrics[key]);
       }
       progress.set(done, extra);
       interval_start = clock::now();
@@ -198,7 +211,8 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   progress.finish();
   summary.seconds = std::chrono::duration<double>(clock::now() - run_start).count();
   summary.items_per_second =
-      static_cast<double>((summary.steps - summary.first_step) * items_per_step) / std::max(summary.seconds, 1e-9);
+      static_cast<double>((summary.steps - summary.first_step) * items_per_step) /
+      std::max(summary.seconds, 1e-9);
   summary.loader_wait_seconds = loader.wait_seconds();
   return summary;
 }

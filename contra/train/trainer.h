@@ -2,18 +2,20 @@
 /// The training loop, method-agnostic (DESIGN.md §1): it drives any `Method` through `step` and
 /// `after_optimizer_step` and knows nothing else about it.
 ///
-/// Per optimizer step: `accumulation` micro-batches (effective batch = batch × accumulation), each loss
-/// divided by the count and back-propagated; optional global-norm clipping; the learning rate of the
-/// schedule; the optimizer step; the method's post-step update. Every `log_every` steps: a progress line
-/// and a row of `metrics.jsonl` (loss, the method's metrics averaged over the interval, windows/s,
-/// ms/batch, lr, loader wait). Every `checkpoint_every` steps and at the end: a checkpoint. A NaN or
-/// infinite loss stops training with a NumericalError naming the step; the last good checkpoint is kept.
+/// Per optimizer step: `accumulation` micro-batches (effective batch = batch × accumulation), each
+/// loss divided by the count and back-propagated; optional global-norm clipping; the learning rate
+/// of the schedule; the optimizer step; the method's post-step update. Every `log_every` steps: a
+/// progress line and a row of `metrics.jsonl` (loss, the method's metrics averaged over the
+/// interval, windows/s, ms/batch, lr, loader wait). Every `checkpoint_every` steps and at the end:
+/// a checkpoint. A NaN or infinite loss stops training with a NumericalError naming the step; the
+/// last good checkpoint is kept.
 ///
-/// Batches are a pure function of their index (the micro-batch counter), so a resumed run sees exactly
-/// the data an uninterrupted run would, and with the RNG restored, the same loss curve.
+/// Batches are a pure function of their index (the micro-batch counter), so a resumed run sees
+/// exactly the data an uninterrupted run would, and with the RNG restored, the same loss curve.
 ///
 ///   Trainer trainer(method, train_cfg, optim_cfg, "runs/x", resolved_yaml);
-///   TrainSummary s = trainer.fit([&](int64_t i) { return source.batch(i, 8, 0, seed); }, /*resume=*/false);
+///   TrainSummary s = trainer.fit([&](int64_t i) { return source.batch(i, 8, 0, seed); },
+///   /*resume=*/false);
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -27,15 +29,15 @@
 namespace contra::train {
 
 struct TrainSummary {
-  std::int64_t first_step = 0;   // completed steps before this run (resume point)
-  std::int64_t steps = 0;        // completed steps after this run
-  double seconds = 0;            // wall time of this run's steps
-  double items_per_second = 0;   // windows (or images) per second over this run
-  double loss = 0;               // mean loss of the last logging interval
+  std::int64_t first_step = 0;            // completed steps before this run (resume point)
+  std::int64_t steps = 0;                 // completed steps after this run
+  double seconds = 0;                     // wall time of this run's steps
+  double items_per_second = 0;            // windows (or images) per second over this run
+  double loss = 0;                        // mean loss of the last logging interval
   std::map<std::string, double> metrics;  // last interval's mean metrics
-  std::vector<double> losses;    // loss of every step of this run (for tests and curves)
-  std::string checkpoint;        // newest checkpoint written
-  bool stopped_early = false;    // max_seconds reached
+  std::vector<double> losses;             // loss of every step of this run (for tests and curves)
+  std::string checkpoint;                 // newest checkpoint written
+  bool stopped_early = false;             // max_seconds reached
   double loader_wait_seconds = 0;
 };
 
@@ -45,8 +47,8 @@ class Trainer {
           std::string run_dir, std::string config_yaml);
 
   /// Trains to `train.steps` optimizer steps. With `resume`, continues from the run dir's last
-  /// checkpoint (model, optimizer, RNG, step); without it, a run dir that already has checkpoints is an
-  /// IoError (nothing is overwritten).
+  /// checkpoint (model, optimizer, RNG, step); without it, a run dir that already has checkpoints
+  /// is an IoError (nothing is overwritten).
   TrainSummary fit(const std::function<method::Batch(std::int64_t)>& make_batch, bool resume);
 
  private:
@@ -58,8 +60,8 @@ class Trainer {
 };
 
 /// Builds the configured optimizer over `parameters`.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& config,
-                                                        const std::vector<torch::Tensor>& parameters);
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(
+    const OptimConfig& config, const std::vector<torch::Tensor>& parameters);
 /// Sets the learning rate of every parameter group.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 

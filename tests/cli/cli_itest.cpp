@@ -54,20 +54,24 @@ TEST(Cli, AudioInfoErrorsExitTwoWithOneLine) {
 
 TEST(Cli, CorpusSpeechEndToEndAndConfigErrors) {
   TempDir d;
-  auto bad_key = run_command(contra_bin() + " corpus speech --out " + d.file("c") + " --set corpus.bogus=1");
+  auto bad_key =
+      run_command(contra_bin() + " corpus speech --out " + d.file("c") + " --set corpus.bogus=1");
   EXPECT_EQ(bad_key.exit_code, 2);
   EXPECT_NE(bad_key.err.find("unknown key 'corpus.bogus'"), std::string::npos) << bad_key.err;
   contra::testing::write_bytes(d.file("bad.yaml"), "corpus:\n  speakers: [1, 2\n");
-  auto bad_yaml = run_command(contra_bin() + " corpus speech --out " + d.file("c") + " --config " + d.file("bad.yaml"));
+  auto bad_yaml = run_command(contra_bin() + " corpus speech --out " + d.file("c") + " --config " +
+                              d.file("bad.yaml"));
   EXPECT_EQ(bad_yaml.exit_code, 2);
   EXPECT_NE(bad_yaml.err.find("bad.yaml:"), std::string::npos) << bad_yaml.err;
   contra::testing::write_bytes(d.file("sec.yaml"), "train:\n  steps: 3\n");
-  auto bad_section = run_command(contra_bin() + " corpus speech --out " + d.file("c") + " --config " + d.file("sec.yaml"));
+  auto bad_section = run_command(contra_bin() + " corpus speech --out " + d.file("c") +
+                                 " --config " + d.file("sec.yaml"));
   EXPECT_EQ(bad_section.exit_code, 2);
   EXPECT_NE(bad_section.err.find("unknown section 'train'"), std::string::npos) << bad_section.err;
 
   contra::testing::write_bytes(d.file("ok.yaml"), "corpus:\n  speakers: 2\n  utterances: 3\n");
-  auto ok = run_command(contra_bin() + " corpus speech --json --out " + d.file("c") + " --config " + d.file("ok.yaml") + " --set corpus.seed=5");
+  auto ok = run_command(contra_bin() + " corpus speech --json --out " + d.file("c") + " --config " +
+                        d.file("ok.yaml") + " --set corpus.seed=5");
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   auto j = nlohmann::json::parse(ok.out);
   EXPECT_EQ(j["utterances"], 6);
@@ -79,7 +83,8 @@ TEST(Cli, CorpusSpeechEndToEndAndConfigErrors) {
   auto if_missing = run_command(contra_bin() + " corpus speech --if-missing --out " + d.file("c"));
   EXPECT_EQ(if_missing.exit_code, 0) << if_missing.err;
   EXPECT_NE(if_missing.out.find("utterances        6"), std::string::npos) << if_missing.out;
-  auto info = run_command(contra_bin() + " audio info --json " + d.file("c/1000/20000/1000-20000-0000.flac"));
+  auto info = run_command(contra_bin() + " audio info --json " +
+                          d.file("c/1000/20000/1000-20000-0000.flac"));
   ASSERT_EQ(info.exit_code, 0) << info.err;
   EXPECT_EQ(nlohmann::json::parse(info.out)[0]["sample_rate"], 16000);
 }

@@ -32,7 +32,8 @@ struct Outer {
 };
 
 TEST(Config, ReadsValuesAndKeepsDefaults) {
-  auto tree = ConfigTree::from_string("run:\n  steps: 5\n  inner:\n    temperature: 0.5\n", "t.yaml");
+  auto tree =
+      ConfigTree::from_string("run:\n  steps: 5\n  inner:\n    temperature: 0.5\n", "t.yaml");
   auto cfg = tree.get<Outer>("run");
   EXPECT_EQ(cfg.steps, 5);
   EXPECT_EQ(cfg.name, "x");
@@ -41,7 +42,8 @@ TEST(Config, ReadsValuesAndKeepsDefaults) {
 }
 
 TEST(Config, UnknownKeyNamesPathAndLine) {
-  auto tree = ConfigTree::from_string("run:\n  steps: 5\n  inner:\n    temprature: 0.5\n", "t.yaml");
+  auto tree =
+      ConfigTree::from_string("run:\n  steps: 5\n  inner:\n    temprature: 0.5\n", "t.yaml");
   try {
     tree.get<Outer>("run");
     FAIL() << "expected ConfigError";

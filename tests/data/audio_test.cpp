@@ -21,7 +21,8 @@ using contra::testing::write_bytes;
 
 std::vector<float> tone(int rate, double seconds, double freq, double amp = 0.5) {
   std::vector<float> out(static_cast<size_t>(rate * seconds));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = float(amp * std::sin(2 * M_PI * freq * i / rate));
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = float(amp * std::sin(2 * M_PI * freq * i / rate));
   return out;
 }
 
@@ -85,7 +86,8 @@ TEST(Audio, ReadResamplesFileAndMixesStereoToMono) {
   EXPECT_EQ(read_audio(dir.file("s.wav"), keep).size(1), 22050);
   AudioReadOptions strict;
   strict.resample = false;
-  expect_data_error([&] { read_audio(dir.file("s.wav"), strict); }, "sample rate 22050 Hz (expected 16000 Hz)");
+  expect_data_error([&] { read_audio(dir.file("s.wav"), strict); },
+                    "sample rate 22050 Hz (expected 16000 Hz)");
 }
 
 TEST(Audio, NormalizeGuardsSilence) {
@@ -146,7 +148,8 @@ TEST(Audio, ZeroChannelsAndAbsurdRates) {
   expect_data_error([&] { read_audio(dir.file("zero.wav")); }, "zero.wav");
   WavSpec slow;
   slow.rate = 10;
-  write_bytes(dir.file("slow.wav"), contra::testing::wav_bytes(slow, contra::testing::pcm16({0.1f, 0.2f})));
+  write_bytes(dir.file("slow.wav"),
+              contra::testing::wav_bytes(slow, contra::testing::pcm16({0.1f, 0.2f})));
   expect_data_error([&] { read_audio(dir.file("slow.wav")); }, "slow.wav");
 }
 
@@ -164,10 +167,13 @@ TEST(Audio, TruncatedWavHeaderClaimsMoreThanData) {
   TempDir dir;
   WavSpec spec;
   spec.declared_data_bytes = 1 << 30;  // header claims 1 GiB, the file holds 200 bytes
-  write_bytes(dir.file("lie.wav"), contra::testing::wav_bytes(spec, contra::testing::pcm16(std::vector<float>(100, 0.1f))));
+  write_bytes(
+      dir.file("lie.wav"),
+      contra::testing::wav_bytes(spec, contra::testing::pcm16(std::vector<float>(100, 0.1f))));
   try {
     auto y = read_audio(dir.file("lie.wav"));
-    // libsndfile may clamp the frame count to the real data; then we must get exactly that, not 1 GiB.
+    // libsndfile may clamp the frame count to the real data; then we must get exactly that, not 1
+    // GiB.
     EXPECT_EQ(y.size(1), 100);
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("lie.wav"), std::string::npos) << e.what();
@@ -179,7 +185,8 @@ TEST(Audio, NonFiniteSamplesRejected) {
   WavSpec spec;
   spec.format = 3;
   spec.bits = 32;
-  write_bytes(dir.file("nan.wav"), contra::testing::wav_bytes(spec, contra::testing::f32({0.1f, NAN, 0.3f})));
+  write_bytes(dir.file("nan.wav"),
+              contra::testing::wav_bytes(spec, contra::testing::f32({0.1f, NAN, 0.3f})));
   expect_data_error([&] { read_audio(dir.file("nan.wav")); }, "non-finite sample at frame 1");
 }
 

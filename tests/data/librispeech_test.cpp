@@ -37,7 +37,8 @@ TEST(LibriSpeech, ScansLayoutWithTranscriptsAndSpeakers) {
   make_utt(d.path(), "19", "198", "0001");
   make_utt(d.path(), "19", "198", "0000");
   make_utt(d.path(), "26", "495", "0000");
-  write_bytes(d.file("19/198/19-198.trans.txt"), "19-198-0000 HELLO WORLD\n19-198-0001 SECOND ONE\n");
+  write_bytes(d.file("19/198/19-198.trans.txt"),
+              "19-198-0000 HELLO WORLD\n19-198-0001 SECOND ONE\n");
   LibriSpeechDataset ds(d.path());
   ASSERT_EQ(ds.size(), 3u);
   EXPECT_EQ(ds.utterance(0).id, "19-198-0000");
@@ -55,7 +56,8 @@ TEST(LibriSpeech, BadLayouts) {
   expect_data_error([&] { LibriSpeechDataset{d.path()}; }, "no <speaker>/<chapter>");
   make_utt(d.path(), "19", "198", "0000");
   write_bytes(d.file("19/198/19-198.trans.txt"), "19-198-0000 OK\n19-198-0007 NO AUDIO\n");
-  expect_data_error([&] { LibriSpeechDataset{d.path()}; }, "19-198.trans.txt:2: transcript for '19-198-0007'");
+  expect_data_error([&] { LibriSpeechDataset{d.path()}; },
+                    "19-198.trans.txt:2: transcript for '19-198-0007'");
   write_bytes(d.file("19/198/19-198.trans.txt"), "garbage\n");
   expect_data_error([&] { LibriSpeechDataset{d.path()}; }, "19-198.trans.txt:1: expected");
   std::filesystem::remove(d.file("19/198/19-198.trans.txt"));
@@ -77,7 +79,8 @@ TEST(PhoneAlignments, ReadsLabelsAndPhoneList) {
   EXPECT_EQ(al.check_length("a-1-0", 5), 5);
   EXPECT_EQ(al.check_length("a-1-0", 6), 5);  // one frame of rounding is allowed
   EXPECT_EQ(al.check_length("a-1-0", 4), 4);
-  expect_data_error([&] { al.check_length("a-1-0", 8); }, "'a-1-0' has 5 labels but its audio has 8 frames");
+  expect_data_error([&] { al.check_length("a-1-0", 8); },
+                    "'a-1-0' has 5 labels but its audio has 8 frames");
   expect_data_error([&] { al.labels("zzz"); }, "unknown utterance id 'zzz'");
   PhoneAlignments no_list(d.file("al.txt"));
   EXPECT_EQ(no_list.num_classes(), 4);
@@ -90,7 +93,8 @@ TEST(PhoneAlignments, BadFiles) {
   TempDir d;
   expect_data_error([&] { PhoneAlignments(d.file("missing.txt")); }, "cannot open");
   write_bytes(d.file("nonint.txt"), "a-1-0 0 1\nb-1-0 1 x 2\n");
-  expect_data_error([&] { PhoneAlignments(d.file("nonint.txt")); }, "nonint.txt:2: utterance 'b-1-0': phone id 'x'");
+  expect_data_error([&] { PhoneAlignments(d.file("nonint.txt")); },
+                    "nonint.txt:2: utterance 'b-1-0': phone id 'x'");
   write_bytes(d.file("neg.txt"), "a-1-0 0 -1\n");
   expect_data_error([&] { PhoneAlignments(d.file("neg.txt")); }, "neg.txt:1");
   write_bytes(d.file("dup.txt"), "a-1-0 0\na-1-0 1\n");
@@ -99,7 +103,8 @@ TEST(PhoneAlignments, BadFiles) {
   expect_data_error([&] { PhoneAlignments(d.file("empty_labels.txt")); }, "has no labels");
   write_bytes(d.file("range.txt"), "a-1-0 0 7\n");
   write_bytes(d.file("phones.txt"), "0 SIL\n1 a\n");
-  expect_data_error([&] { PhoneAlignments(d.file("range.txt"), d.file("phones.txt")); }, "phone id 7 is not in");
+  expect_data_error([&] { PhoneAlignments(d.file("range.txt"), d.file("phones.txt")); },
+                    "phone id 7 is not in");
   write_bytes(d.file("empty.txt"), "");
   expect_data_error([&] { PhoneAlignments(d.file("empty.txt")); }, "empty");
 }
@@ -109,7 +114,8 @@ TEST(Split, ReadsIdsAndRejectsDuplicates) {
   write_bytes(d.file("s.txt"), "a\nb\n\nc\n");
   EXPECT_EQ(read_split(d.file("s.txt")), (std::vector<std::string>{"a", "b", "c"}));
   write_bytes(d.file("dup.txt"), "a\nb\na\n");
-  expect_data_error([&] { read_split(d.file("dup.txt")); }, "dup.txt:3: utterance 'a' listed twice");
+  expect_data_error([&] { read_split(d.file("dup.txt")); },
+                    "dup.txt:3: utterance 'a' listed twice");
   write_bytes(d.file("empty.txt"), "\n");
   expect_data_error([&] { read_split(d.file("empty.txt")); }, "no utterance ids");
 }

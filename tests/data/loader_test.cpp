@@ -57,8 +57,9 @@ std::string make_corpus(const TempDir& d, int speakers, int utts, int samples) {
       int n = samples + 500 * u;
       std::vector<float> x(n);
       for (int i = 0; i < n; ++i) x[i] = 0.01f * (10 * s + u) + 1e-5f * (i % 1000);
-      write_audio(d.file(spk + "/" + ch + "/" + spk + "-" + ch + "-000" + std::to_string(u) + ".wav"),
-                  x.data(), n, 16000);
+      write_audio(
+          d.file(spk + "/" + ch + "/" + spk + "-" + ch + "-000" + std::to_string(u) + ".wav"),
+          x.data(), n, 16000);
     }
   }
   return d.path();

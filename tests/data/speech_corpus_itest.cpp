@@ -31,7 +31,8 @@ SpeechCorpusConfig small_config() {
 std::map<std::string, std::string> all_files(const std::string& root) {
   std::map<std::string, std::string> out;
   for (auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_regular_file()) out[fs::relative(e.path(), root).string()] = read_file(e.path().string());
+    if (e.is_regular_file())
+      out[fs::relative(e.path(), root).string()] = read_file(e.path().string());
   }
   return out;
 }
@@ -115,7 +116,8 @@ TEST(SpeechCorpusIntegration, RefusesToOverwriteAndKeepsOldOnFailure) {
     generate_speech_corpus(bad, d.file("out"), /*overwrite=*/true);
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown espeak-ng variant 'no-such-variant'"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("unknown espeak-ng variant 'no-such-variant'"),
+              std::string::npos);
   }
   EXPECT_EQ(read_file(d.file("out/keep.txt")), "precious");
   bad = small_config();

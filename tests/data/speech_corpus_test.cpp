@@ -40,11 +40,12 @@ TEST(SpeechCorpus, SpeakersAreDistinctAndDeterministic) {
     EXPECT_LE(a[i].rate, config.rate_max);
   }
   EXPECT_EQ(first_variants.size(), config.variants.size());  // every timbre before any repeats
-  EXPECT_EQ(all.size(), 60u);                                  // no (voice, variant) pair twice
+  EXPECT_EQ(all.size(), 60u);                                // no (voice, variant) pair twice
   config.seed = 2;
   auto c = make_speakers(config);
   bool differs = false;
-  for (size_t i = 0; i < a.size(); ++i) differs |= a[i].variant != c[i].variant || a[i].pitch != c[i].pitch;
+  for (size_t i = 0; i < a.size(); ++i)
+    differs |= a[i].variant != c[i].variant || a[i].pitch != c[i].pitch;
   EXPECT_TRUE(differs);
 }
 

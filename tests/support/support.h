@@ -1,5 +1,6 @@
 #pragma once
-/// Shared test helpers: a seeding fixture, temporary directories, paths to the source and build trees.
+/// Shared test helpers: a seeding fixture, temporary directories, paths to the source and build
+/// trees.
 #include <string>
 
 #include <gtest/gtest.h>

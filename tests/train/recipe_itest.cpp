@@ -1,5 +1,5 @@
-// Integration: a tiny CPC recipe end to end (corpus → train → resume → probe) through the library and
-// through the `contra` binary.
+// Integration: a tiny CPC recipe end to end (corpus → train → resume → probe) through the library
+// and through the `contra` binary.
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -19,8 +19,12 @@ namespace fs = std::filesystem;
 
 std::string tiny_recipe(const std::string& root, const std::string& runs) {
   return "schema_version: 1\n"
-         "run: {name: tiny, dir: " + runs + "}\n"
-         "data: {root: " + root + ", window: 4000}\n"
+         "run: {name: tiny, dir: " +
+         runs +
+         "}\n"
+         "data: {root: " +
+         root +
+         ", window: 4000}\n"
          "corpus: {speakers: 3, utterances: 4, seed: 2}\n"
          "method:\n  name: cpc_audio\n  encoder: {channels: 16}\n  context: {hidden: 16}\n"
          "  predictor: {steps: 3}\n  negatives: {count: 8}\n"
@@ -115,17 +119,18 @@ TEST(RecipeIntegration, CliTrainAndProbe) {
   TempDir d;
   contra::testing::write_bytes(d.file("tiny.yaml"), tiny_recipe(d.file("speech"), d.file("runs")));
   std::string contra = contra::testing::bin_dir() + "/contra";
-  auto train = contra::testing::run_command(contra + " train --json --config " + d.file("tiny.yaml"));
+  auto train =
+      contra::testing::run_command(contra + " train --json --config " + d.file("tiny.yaml"));
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_EQ(nlohmann::json::parse(train.out)["steps"], 4);
   auto again = contra::testing::run_command(contra + " train --config " + d.file("tiny.yaml"));
   EXPECT_EQ(again.exit_code, 2);  // refuses to overwrite the run
   EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
-  auto resumed = contra::testing::run_command(contra + " train --resume --run " + d.file("runs/tiny") +
-                                              " --set train.steps=5");
+  auto resumed = contra::testing::run_command(contra + " train --resume --run " +
+                                              d.file("runs/tiny") + " --set train.steps=5");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  auto probe = contra::testing::run_command(contra + " probe --json --checkpoint " + d.file("runs/tiny") +
-                                            " --set probe.baselines=[mfcc]");
+  auto probe = contra::testing::run_command(contra + " probe --json --checkpoint " +
+                                            d.file("runs/tiny") + " --set probe.baselines=[mfcc]");
   ASSERT_EQ(probe.exit_code, 0) << probe.err;
   EXPECT_EQ(nlohmann::json::parse(probe.out)["rows"].size(), 2u);
   auto missing = contra::testing::run_command(contra + " probe --checkpoint " + d.file("nope"));

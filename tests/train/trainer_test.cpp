@@ -4,8 +4,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
@@ -17,8 +17,9 @@ namespace {
 
 using contra::testing::TempDir;
 
-// A toy method: linear regression y = x·w* + noise, where the noise comes from LibTorch's global RNG
-// (so resuming must restore the RNG to reproduce the run), and an optional NaN at a chosen step.
+// A toy method: linear regression y = x·w* + noise, where the noise comes from LibTorch's global
+// RNG (so resuming must restore the RNG to reproduce the run), and an optional NaN at a chosen
+// step.
 class ToyMethod : public method::Method {
  public:
   explicit ToyMethod(int64_t nan_at_call = -1) : nan_at_call_(nan_at_call) {
@@ -32,7 +33,9 @@ class ToyMethod : public method::Method {
     return {loss, {{"mse", loss.item<double>()}}};
   }
   void after_optimizer_step(int64_t) override { named_buffers()["calls"].add_(1); }
-  torch::Tensor features(const torch::Tensor& x, const std::string&) override { return linear->forward(x); }
+  torch::Tensor features(const torch::Tensor& x, const std::string&) override {
+    return linear->forward(x);
+  }
   std::string name() const override { return "toy"; }
   torch::nn::Linear linear{nullptr};
 
@@ -111,21 +114,26 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   o.lr = 0.02;
   torch::manual_seed(1);
   auto full = std::make_shared<ToyMethod>();
-  auto s_full = Trainer(full, quick(12), o, d.file("full"), "c").fit([](int64_t i) { return toy_batch(i); }, false);
+  auto s_full = Trainer(full, quick(12), o, d.file("full"), "c")
+                    .fit([](int64_t i) { return toy_batch(i); }, false);
 
   torch::manual_seed(1);
   auto first = std::make_shared<ToyMethod>();
-  auto s1 = Trainer(first, quick(5), o, d.file("split"), "c").fit([](int64_t i) { return toy_batch(i); }, false);
+  auto s1 = Trainer(first, quick(5), o, d.file("split"), "c")
+                .fit([](int64_t i) { return toy_batch(i); }, false);
   torch::manual_seed(123);  // a different RNG state: resume must restore the saved one
   auto second = std::make_shared<ToyMethod>();
-  auto s2 = Trainer(second, quick(12), o, d.file("split"), "c").fit([](int64_t i) { return toy_batch(i); }, true);
+  auto s2 = Trainer(second, quick(12), o, d.file("split"), "c")
+                .fit([](int64_t i) { return toy_batch(i); }, true);
   EXPECT_EQ(s2.first_step, 5);
   ASSERT_EQ(s1.losses.size() + s2.losses.size(), s_full.losses.size());
   for (size_t i = 0; i < s1.losses.size(); ++i) EXPECT_DOUBLE_EQ(s1.losses[i], s_full.losses[i]);
-  for (size_t i = 0; i < s2.losses.size(); ++i) EXPECT_DOUBLE_EQ(s2.losses[i], s_full.losses[i + 5]) << i;
+  for (size_t i = 0; i < s2.losses.size(); ++i)
+    EXPECT_DOUBLE_EQ(s2.losses[i], s_full.losses[i + 5]) << i;
   EXPECT_TRUE(torch::equal(second->linear->weight, full->linear->weight));
   EXPECT_EQ(second->named_buffers()["calls"].item<int64_t>(), 12);
-  // metrics.jsonl of the resumed run: rows at 2, 4, 5 (end of the first run), then 6..12; no duplicates.
+  // metrics.jsonl of the resumed run: rows at 2, 4, 5 (end of the first run), then 6..12; no
+  // duplicates.
   std::ifstream metrics(d.file("split/metrics.jsonl"));
   std::string line;
   std::vector<int64_t> steps;
@@ -156,11 +164,14 @@ TEST(Trainer, AccumulationEqualsLargerBatch) {
   Trainer(a, ca, o, d.file("a"), "c").fit([](int64_t i) { return toy_batch(i, 4); }, false);
   auto cb = quick(6);
   cb.batch_size = 8;
-  Trainer(b, cb, o, d.file("b"), "c").fit([](int64_t s) {
-    method::Batch out;
-    out.input = torch::cat({toy_batch(2 * s, 4).input, toy_batch(2 * s + 1, 4).input});
-    return out;
-  }, false);
+  Trainer(b, cb, o, d.file("b"), "c")
+      .fit(
+          [](int64_t s) {
+            method::Batch out;
+            out.input = torch::cat({toy_batch(2 * s, 4).input, toy_batch(2 * s + 1, 4).input});
+            return out;
+          },
+          false);
   EXPECT_TRUE(torch::allclose(a->linear->weight, b->linear->weight, 1e-5, 1e-6));
 }
 

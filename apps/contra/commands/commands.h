@@ -19,7 +19,8 @@ void register_audio(CLI::App& app);
 void register_corpus(CLI::App& app);
 void register_train(CLI::App& app);  // train + probe
 
-/// Adds the options every command that reads a config shares: --config FILE, --set a.b=c (repeatable).
+/// Adds the options every command that reads a config shares: --config FILE, --set a.b=c
+/// (repeatable).
 struct ConfigOptions {
   std::string config;
   std::vector<std::string> sets;

@@ -75,9 +75,9 @@ void register_corpus(CLI::App& app) {
   auto* corpus = app.add_subcommand("corpus", "generate built-in corpora");
   corpus->require_subcommand(1);
   auto o = std::make_shared<CorpusSpeechOptions>();
-  auto* speech = corpus->add_subcommand(
-      "speech",
-      "synthesise the phone-aligned speech corpus (LibriSpeech layout + CPC alignments) with espeak-ng");
+  auto* speech = corpus->add_subcommand("speech",
+                                        "synthesise the phone-aligned speech corpus (LibriSpeech "
+                                        "layout + CPC alignments) with espeak-ng");
   speech->add_option("--out,-o", o->out, "output folder")->required();
   speech->add_option("--speakers", o->speakers, "number of speakers (default 48)");
   speech->add_option("--utterances", o->utterances, "utterances per speaker (default 40)");

@@ -49,8 +49,8 @@ int run_env(const EnvOptions& options) {
   std::printf("openmp      %s\n", info.openmp ? "yes" : "no");
   std::printf("cuda        %s\n",
               info.cuda ? fmt::format("yes ({} devices)", info.cuda_devices).c_str() : "no");
-  std::printf("allocator   %s\n", info.allocator_tuned ? "tuned (freed memory kept in process)"
-                                                       : "glibc default");
+  std::printf("allocator   %s\n",
+              info.allocator_tuned ? "tuned (freed memory kept in process)" : "glibc default");
   return 0;
 }
 }  // namespace

@@ -1,4 +1,5 @@
-// contra train: train a recipe (configs/*.yaml); contra probe: evaluate a checkpoint with the probes.
+// contra train: train a recipe (configs/*.yaml); contra probe: evaluate a checkpoint with the
+// probes.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -54,24 +55,30 @@ int run_train(const TrainOptions& o) {
   train::Recipe recipe = train::load_recipe(tree);
   train::TrainSummary s = train::train_recipe(recipe, o.resume);
   if (o.json) {
-    nlohmann::json j = {{"run_dir", recipe.run_dir()},       {"first_step", s.first_step},
-                        {"steps", s.steps},                  {"seconds", s.seconds},
-                        {"items_per_second", s.items_per_second}, {"loss", s.loss},
-                        {"metrics", s.metrics},              {"checkpoint", s.checkpoint},
-                        {"stopped_early", s.stopped_early},  {"loader_wait_seconds", s.loader_wait_seconds}};
+    nlohmann::json j = {{"run_dir", recipe.run_dir()},
+                        {"first_step", s.first_step},
+                        {"steps", s.steps},
+                        {"seconds", s.seconds},
+                        {"items_per_second", s.items_per_second},
+                        {"loss", s.loss},
+                        {"metrics", s.metrics},
+                        {"checkpoint", s.checkpoint},
+                        {"stopped_early", s.stopped_early},
+                        {"loader_wait_seconds", s.loader_wait_seconds}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
   if (s.steps == s.first_step) {
-    std::printf("run %s is already at step %lld (train.steps); nothing to do\n", recipe.run_dir().c_str(),
-                static_cast<long long>(s.steps));
+    std::printf("run %s is already at step %lld (train.steps); nothing to do\n",
+                recipe.run_dir().c_str(), static_cast<long long>(s.steps));
     return 0;
   }
   std::printf("run          %s\n", recipe.run_dir().c_str());
   std::printf("steps        %lld -> %lld%s\n", static_cast<long long>(s.first_step),
-              static_cast<long long>(s.steps), s.stopped_early ? " (stopped by train.max_seconds)" : "");
-  std::printf("time         %.1f s (%.1f windows/s, loader wait %.1f s)\n", s.seconds, s.items_per_second,
-              s.loader_wait_seconds);
+              static_cast<long long>(s.steps),
+              s.stopped_early ? " (stopped by train.max_seconds)" : "");
+  std::printf("time         %.1f s (%.1f windows/s, loader wait %.1f s)\n", s.seconds,
+              s.items_per_second, s.loader_wait_seconds);
   std::printf("final loss   %.4f\n", s.loss);
   for (const auto& [k, v] : s.metrics) {
     if (k.rfind("acc_", 0) == 0) std::printf("%-12s %.3f\n", k.c_str(), v);
@@ -82,16 +89,18 @@ int run_train(const TrainOptions& o) {
 
 int run_probe(const ProbeOptions& o) {
   std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
-  ConfigTree tree = o.config.config.empty()
-                        ? ConfigTree::from_string(train::read_checkpoint_meta(checkpoint).config_yaml,
-                                                  checkpoint + " (config)")
-                        : ConfigTree::load_file(o.config.config);
+  ConfigTree tree =
+      o.config.config.empty()
+          ? ConfigTree::from_string(train::read_checkpoint_meta(checkpoint).config_yaml,
+                                    checkpoint + " (config)")
+          : ConfigTree::load_file(o.config.config);
   for (const auto& s : o.config.sets) tree.set(s);
   train::Recipe recipe = train::load_recipe(tree);
   std::string out = o.out;
   if (out.empty()) {
-    out = fs::is_directory(o.checkpoint) ? o.checkpoint
-                                         : fs::path(checkpoint).parent_path().parent_path().string();
+    out = fs::is_directory(o.checkpoint)
+              ? o.checkpoint
+              : fs::path(checkpoint).parent_path().parent_path().string();
   }
   auto rows = train::probe_recipe(recipe, checkpoint, out);
   if (o.json) {
@@ -110,17 +119,20 @@ void register_train(CLI::App& app) {
   auto* train = app.add_subcommand("train", "train a recipe (e.g. configs/cpc_speech.yaml)");
   add_config_options(train, o->config);
   train->add_option("--run", o->run, "run directory (default: run.dir/run.name of the config)");
-  train->add_flag("--resume", o->resume,
-                  "continue from the run directory's last checkpoint (starts fresh when it has none)");
+  train->add_flag(
+      "--resume", o->resume,
+      "continue from the run directory's last checkpoint (starts fresh when it has none)");
   train->add_flag("--json", o->json, "print the summary as JSON");
   train->callback([o] { set_runner([o] { return run_train(*o); }); });
 
   auto p = std::make_shared<ProbeOptions>();
   auto* probe = app.add_subcommand(
-      "probe", "phone and speaker linear probes of a checkpoint, with random-init and MFCC baselines");
+      "probe",
+      "phone and speaker linear probes of a checkpoint, with random-init and MFCC baselines");
   probe->add_option("--checkpoint", p->checkpoint, "run directory or checkpoint file")->required();
   add_config_options(probe, p->config);
-  probe->add_option("--out", p->out, "folder for results.json / results.md (default: the run directory)");
+  probe->add_option("--out", p->out,
+                    "folder for results.json / results.md (default: the run directory)");
   probe->add_flag("--json", p->json, "print results.json");
   probe->callback([p] { set_runner([p] { return run_probe(*p); }); });
 }
