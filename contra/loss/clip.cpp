@@ -22,11 +22,13 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
               "clip: log_scale must be a scalar tensor, got ",
               log_scale.defined() ? log_scale.sizes() : torch::IntArrayRef{});
   torch::Tensor scale = log_scale.reshape({}).clamp_max(std::log(options.max_scale())).exp();
-  torch::Tensor logits = scale * torch::mm(l2_normalize(image), l2_normalize(text).t());  // (N, N)
-  torch::Tensor diag = logits.diagonal();
-  torch::Tensor image_to_text = (torch::logsumexp(logits, 1) - diag).mean();
-  torch::Tensor text_to_image = (torch::logsumexp(logits, 0) - diag).mean();
-  return (image_to_text + text_to_image) / 2;
+  // The scale multiplies the (N, D) image side rather than the (N, N) logits.
+  torch::Tensor logits = torch::mm(l2_normalize(image) * scale, l2_normalize(text).t());  // (N, N)
+  // Cross-entropy along the rows of the logits and of their transpose (made contiguous: faster than
+  // a softmax over dim 0); the matching pair is on the diagonal in both.
+  torch::Tensor image_to_text = torch::log_softmax(logits, 1).diagonal();
+  torch::Tensor text_to_image = torch::log_softmax(logits.t().contiguous(), 1).diagonal();
+  return -(image_to_text + text_to_image).mean() / 2;
 }
 
 }  // namespace functional

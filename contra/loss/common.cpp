@@ -30,9 +30,9 @@ torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps) {
 }
 
 torch::Tensor safe_sqrt(const torch::Tensor& x) {
-  // sqrt'(0) is infinite; evaluating sqrt on 1 where x == 0 and selecting 0 keeps the gradient 0.
-  torch::Tensor zero = x <= 0;
-  return torch::sqrt(x.masked_fill(zero, 1.0)).masked_fill(zero, 0.0);
+  // sqrt'(0) is infinite; below the clamp the gradient is 0. pow(·, 0.5) rather than sqrt: its
+  // backward uses the input, not the output, so callers may overwrite the result in place.
+  return x.clamp_min(1e-30).pow(0.5);
 }
 
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
@@ -43,20 +43,23 @@ torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, 
     torch::Tensor bn = self ? an : l2_normalize(b);
     d = 1 - torch::mm(an, bn.t());
   } else {
-    torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);             // (N, 1)
-    torch::Tensor b2 = self ? a2.t() : b.pow(2).sum(1).unsqueeze(0);  // (1, M)
-    d = (a2 + b2 - 2 * torch::mm(a, b.t())).clamp_min(0);
+    // One product of augmented rows, (N, D + 2)·(M, D + 2)ᵀ, instead of a product and two
+    // broadcast additions: fewer passes over the (N, M) result, forward and backward.
+    torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);                    // (N, 1)
+    torch::Tensor b2 = self ? a2 : b.pow(2).sum(1, /*keepdim=*/true);        // (M, 1)
+    torch::Tensor left = torch::cat({a * -2, a2, torch::ones_like(a2)}, 1);  // (N, D + 2)
+    torch::Tensor right = torch::cat({b, torch::ones_like(b2), b2}, 1);      // (M, D + 2)
+    d = torch::mm(left, right.t()).clamp_min(0);
+    if (distance == Distance::kEuclidean) d = safe_sqrt(d);
   }
-  if (self) {
-    d = d.masked_fill(torch::eye(d.size(0), d.options().dtype(torch::kBool)), 0.0);
-  }
-  return distance == Distance::kEuclidean ? safe_sqrt(d) : d;
+  if (self) d.diagonal().zero_();  // in place on the graph: the diagonal gets no gradient
+  return d;
 }
 
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
   if (distance == Distance::kCosine) return 1 - (l2_normalize(a) * l2_normalize(b)).sum(1);
-  torch::Tensor d2 = (a - b).pow(2).sum(1);
-  return distance == Distance::kEuclidean ? safe_sqrt(d2) : d2;
+  torch::Tensor diff = a - b;
+  return distance == Distance::kEuclidean ? diff.norm(2, {1}) : diff.pow(2).sum(1);
 }
 
 torch::Tensor positive_mask(const torch::Tensor& labels) {

@@ -31,16 +31,17 @@ Distance parse_distance(std::string_view text, std::string_view key = "distance"
 /// the gradient stays finite.
 torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12);
 
-/// √x with √0 = 0 and a zero (instead of infinite) gradient at 0. x must be >= 0.
+/// √max(x, 1e-30): finite with a zero (instead of infinite) gradient at 0, where it is 1e-15.
 torch::Tensor safe_sqrt(const torch::Tensor& x);
 
 /// Distances (N, M) between the rows of a (N, D) and b (M, D). Squared Euclidean distances are
-/// computed as ‖a‖² + ‖b‖² − 2a·b (one matrix product) and clamped at 0; Euclidean takes safe_sqrt
-/// of them; cosine is 1 − â·b̂ with clamped norms. When `a` and `b` are the same tensor the diagonal
-/// is exactly 0 (the matrix-product form would leave rounding noise there).
+/// ‖a‖² + ‖b‖² − 2a·b from one matrix product of the augmented rows [−2a, ‖a‖², 1]·[b, 1, ‖b‖²],
+/// clamped at 0; Euclidean takes safe_sqrt of them; cosine is 1 − â·b̂ with clamped norms. When `a`
+/// and `b` are the same tensor the diagonal is exactly 0 (the product leaves rounding noise there).
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
-/// Distances (N) between matching rows of a (N, D) and b (N, D), from the differences a − b.
+/// Distances (N) between matching rows of a (N, D) and b (N, D), from the differences a − b
+/// (the Euclidean norm's gradient is 0 where a = b).
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
 /// (N, N) bool: labels[i] == labels[j] and i ≠ j.

@@ -15,8 +15,8 @@ torch::Tensor info_nce_logits(const torch::Tensor& positive, const torch::Tensor
 torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negative,
                        const InfoNCEOptions& options) {
   torch::Tensor logits = info_nce_logits(positive, negative, options);
-  // -log softmax(logits)[:, 0]  ==  logsumexp(logits) - logits[:, 0]
-  return (torch::logsumexp(logits, 1) - logits.select(1, 0)).mean();
+  // Cross-entropy with target 0 (log_softmax is one fused kernel, faster than logsumexp).
+  return -torch::log_softmax(logits, 1).select(1, 0).mean();
 }
 
 torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& positive_key,
@@ -29,8 +29,8 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   torch::Tensor k = options.normalize() ? l2_normalize(positive_key) : positive_key;
   if (!negative_keys.defined()) {
     // In-batch: logits (N, N) = q kᵀ / τ, the positive of row i in column i.
-    torch::Tensor logits = torch::mm(q, k.t()) / options.temperature();
-    return (torch::logsumexp(logits, 1) - logits.diagonal()).mean();
+    torch::Tensor logits = torch::mm(q / options.temperature(), k.t());
+    return -torch::log_softmax(logits, 1).diagonal().mean();
   }
   TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
                   (negative_keys.dim() == 3 && negative_keys.size(0) == query.size(0) &&

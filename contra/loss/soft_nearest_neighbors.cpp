@@ -16,14 +16,14 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 torch::Tensor soft_nearest_neighbors_from_distances(const torch::Tensor& distances,
                                                     const torch::Tensor& labels,
                                                     double temperature) {
-  const int64_t b = distances.size(0);
   torch::Tensor pos = positive_mask(labels);
   torch::Tensor valid = pos.any(1);
-  torch::Tensor self = torch::eye(b, pos.options());
-  torch::Tensor logits = (distances / -temperature).masked_fill(self, kNegInf);  // (b, b)
-  torch::Tensor all = torch::logsumexp(logits, 1);
-  torch::Tensor same = torch::logsumexp(logits.masked_fill(pos.logical_not(), kNegInf), 1);
-  return (all - same).masked_select(valid).mean();
+  torch::Tensor logits = distances / -temperature;  // (b, b)
+  logits.diagonal().fill_(kNegInf);                 // k ≠ i (in place: no gradient there)
+  // log of the pick probabilities, then log Σ over the same-class neighbours.
+  torch::Tensor log_pick = torch::log_softmax(logits, 1);
+  torch::Tensor same = torch::logsumexp(log_pick.masked_fill(pos.logical_not(), kNegInf), 1);
+  return -same.masked_select(valid).mean();
 }
 
 double soft_nearest_neighbors_best_temperature(const torch::Tensor& distances,

@@ -53,8 +53,8 @@ torch::Tensor batch_hard(const torch::Tensor& dist, const torch::Tensor& pos,
                          const torch::Tensor& neg, const torch::Tensor& labels, double margin) {
   torch::Tensor valid = pos.any(1).logical_and(neg.any(1));  // (N) anchors with both
   if (!valid.any().item<bool>()) throw_no_triplet(labels);
-  torch::Tensor hardest_pos = std::get<0>(dist.masked_fill(pos.logical_not(), -kInf).max(1));
-  torch::Tensor hardest_neg = std::get<0>(dist.masked_fill(neg.logical_not(), kInf).min(1));
+  torch::Tensor hardest_pos = dist.masked_fill(pos.logical_not(), -kInf).amax(1);
+  torch::Tensor hardest_neg = dist.masked_fill(neg.logical_not(), kInf).amin(1);
   torch::Tensor loss = (hardest_pos - hardest_neg + margin).clamp_min(0);
   return loss.masked_select(valid).mean();
 }
