@@ -29,37 +29,29 @@ torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps) {
   return x / x.norm(2, {dim}, /*keepdim=*/true).clamp_min(eps);
 }
 
-torch::Tensor safe_sqrt(const torch::Tensor& x) {
-  // sqrt'(0) is infinite; below the clamp the gradient is 0. pow(·, 0.5) rather than sqrt: its
-  // backward uses the input, not the output, so callers may overwrite the result in place.
-  return x.clamp_min(1e-30).pow(0.5);
-}
-
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
-  const bool self = a.is_same(b);
-  torch::Tensor d;
+  if (distance == Distance::kEuclidean) return torch::cdist(a, b);
   if (distance == Distance::kCosine) {
     torch::Tensor an = l2_normalize(a);
-    torch::Tensor bn = self ? an : l2_normalize(b);
-    d = 1 - torch::mm(an, bn.t());
-  } else {
-    // One product of augmented rows, (N, D + 2)·(M, D + 2)ᵀ, instead of a product and two
-    // broadcast additions: fewer passes over the (N, M) result, forward and backward.
-    torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);                    // (N, 1)
-    torch::Tensor b2 = self ? a2 : b.pow(2).sum(1, /*keepdim=*/true);        // (M, 1)
-    torch::Tensor left = torch::cat({a * -2, a2, torch::ones_like(a2)}, 1);  // (N, D + 2)
-    torch::Tensor right = torch::cat({b, torch::ones_like(b2), b2}, 1);      // (M, D + 2)
-    d = torch::mm(left, right.t()).clamp_min(0);
-    if (distance == Distance::kEuclidean) d = safe_sqrt(d);
+    return 1 - torch::mm(an, a.is_same(b) ? an.t() : l2_normalize(b).t());
   }
-  if (self) d.diagonal().zero_();  // in place on the graph: the diagonal gets no gradient
-  return d;
+  // One product of augmented rows, (N, D + 2)·(M, D + 2)ᵀ, instead of a product and two broadcast
+  // additions: fewer passes over the (N, M) result, forward and backward.
+  torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);                      // (N, 1)
+  torch::Tensor b2 = a.is_same(b) ? a2 : b.pow(2).sum(1, /*keepdim=*/true);  // (M, 1)
+  torch::Tensor left = torch::cat({a * -2, a2, torch::ones_like(a2)}, 1);    // (N, D + 2)
+  torch::Tensor right = torch::cat({b, torch::ones_like(b2), b2}, 1);        // (M, D + 2)
+  return torch::mm(left, right.t()).clamp_min(0);
 }
 
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
   if (distance == Distance::kCosine) return 1 - (l2_normalize(a) * l2_normalize(b)).sum(1);
   torch::Tensor diff = a - b;
   return distance == Distance::kEuclidean ? diff.norm(2, {1}) : diff.pow(2).sum(1);
+}
+
+torch::Tensor same_label_mask(const torch::Tensor& labels) {
+  return labels.unsqueeze(0) == labels.unsqueeze(1);
 }
 
 torch::Tensor positive_mask(const torch::Tensor& labels) {
@@ -76,6 +68,10 @@ int64_t num_classes(const torch::Tensor& labels) {
 }
 
 namespace detail {
+
+double tiny_for(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble ? 1e-290 : 1e-30;
+}
 
 void check_positive(double value, std::string_view key) {
   check<ConfigError>(value > 0, "{}: must be > 0 (got {})", key, value);

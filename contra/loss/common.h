@@ -31,19 +31,19 @@ Distance parse_distance(std::string_view text, std::string_view key = "distance"
 /// the gradient stays finite.
 torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12);
 
-/// √max(x, 1e-30): finite with a zero (instead of infinite) gradient at 0, where it is 1e-15.
-torch::Tensor safe_sqrt(const torch::Tensor& x);
-
-/// Distances (N, M) between the rows of a (N, D) and b (M, D). Squared Euclidean distances are
-/// ‖a‖² + ‖b‖² − 2a·b from one matrix product of the augmented rows [−2a, ‖a‖², 1]·[b, 1, ‖b‖²],
-/// clamped at 0; Euclidean takes safe_sqrt of them; cosine is 1 − â·b̂ with clamped norms. When `a`
-/// and `b` are the same tensor the diagonal is exactly 0 (the product leaves rounding noise there).
+/// Distances (N, M) between the rows of a (N, D) and b (M, D): Euclidean is torch::cdist (one
+/// matrix product for large inputs; zero gradient where two rows coincide); squared Euclidean is
+/// ‖a‖² + ‖b‖² − 2a·b from one product of the augmented rows [−2a, ‖a‖², 1]·[b, 1, ‖b‖²], clamped
+/// at 0; cosine is 1 − â·b̂ with clamped norms. Self-distances (a is b) carry rounding noise on the
+/// diagonal instead of exact zeros: callers exclude the diagonal.
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
 /// Distances (N) between matching rows of a (N, D) and b (N, D), from the differences a − b
 /// (the Euclidean norm's gradient is 0 where a = b).
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
+/// (N, N) bool: labels[i] == labels[j] (the diagonal included).
+torch::Tensor same_label_mask(const torch::Tensor& labels);
 /// (N, N) bool: labels[i] == labels[j] and i ≠ j.
 torch::Tensor positive_mask(const torch::Tensor& labels);
 /// (N, N) bool: labels[i] != labels[j].
@@ -52,6 +52,10 @@ torch::Tensor negative_mask(const torch::Tensor& labels);
 int64_t num_classes(const torch::Tensor& labels);
 
 namespace detail {
+
+/// Smallest sum of exponentials trusted in the linear-space fast paths: below it (near the
+/// subnormal range of float or double) the losses are recomputed in log space.
+double tiny_for(const torch::Tensor& t);
 
 /// Runs options.validate() and prefixes a ConfigError with "<component>: ".
 template <class Options>

@@ -42,8 +42,13 @@ torch::Tensor debiased_rows_linear(const torch::Tensor& positive_logit, const to
   const double k = static_cast<double>(num_negatives);
   torch::Tensor ng = ((negatives - (k * tau_plus) * pos) / (1 - tau_plus))
                          .clamp_min(k * std::exp(-1.0 / temperature));
+  torch::Tensor denominator = pos + ng;  // (N)
+  if (!(denominator.min().item<double>() > tiny_for(denominator)) ||
+      !std::isfinite(denominator.max().item<double>())) {
+    return {};
+  }
   // −log(pos / (pos + Ng)) = log(pos + Ng) − s⁺/t
-  return torch::log(pos + ng) - positive_logit;
+  return denominator.log() - positive_logit;
 }
 
 }  // namespace detail
@@ -59,9 +64,8 @@ torch::Tensor debiased(const torch::Tensor& positive, const torch::Tensor& negat
   torch::Tensor logits = negative / t;  // (N, K)
   torch::Tensor fast =
       detail::debiased_rows_linear(positive_logit, positive_logit.exp(), logits.exp().sum(1),
-                                   negative.size(1), t, options.tau_plus())
-          .mean();
-  if (std::isfinite(fast.item<double>())) return fast;
+                                   negative.size(1), t, options.tau_plus());
+  if (fast.defined()) return fast.mean();
   return detail::debiased_rows(positive_logit, torch::logsumexp(logits, 1), negative.size(1), t,
                                options.tau_plus())
       .mean();

@@ -52,7 +52,8 @@ namespace detail {
 torch::Tensor debiased_rows(const torch::Tensor& positive_logit, const torch::Tensor& log_negatives,
                             int64_t num_negatives, double temperature, double tau_plus);
 /// The same from pos = e^{s⁺/t} (N) and Σ_k neg_k (N) in linear space, as the official code
-/// computes it: cheaper, but e^{s/t} overflows or underflows for small t; callers check the result.
+/// computes it: cheaper, but e^{s/t} overflows or underflows for small t. Returns an undefined
+/// tensor when pos + Ng left the trusted floating-point range; callers then use debiased_rows.
 torch::Tensor debiased_rows_linear(const torch::Tensor& positive_logit, const torch::Tensor& pos,
                                    const torch::Tensor& negatives, int64_t num_negatives,
                                    double temperature, double tau_plus);

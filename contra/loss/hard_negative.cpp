@@ -30,9 +30,8 @@ torch::Tensor hard_negative(const torch::Tensor& positive, const torch::Tensor& 
   torch::Tensor weighted =
       ((1 + beta) * logits).exp().sum(1) / (beta * logits).exp().sum(1) * static_cast<double>(k);
   torch::Tensor fast = detail::debiased_rows_linear(positive_logit, positive_logit.exp(), weighted,
-                                                    k, t, options.tau_plus())
-                           .mean();
-  if (std::isfinite(fast.item<double>())) return fast;
+                                                    k, t, options.tau_plus());
+  if (fast.defined()) return fast.mean();
   // ... and in log space when e^{s/t} left the floating-point range.
   torch::Tensor log_weighted = torch::logsumexp((1 + beta) * logits, 1) -
                                torch::logsumexp(beta * logits, 1) +

@@ -40,11 +40,14 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   TORCH_CHECK(negative_keys.size(-2) > 0, "info_nce: no negatives (negative_keys is ",
               negative_keys.sizes(), ")");
   torch::Tensor n = options.normalize() ? l2_normalize(negative_keys) : negative_keys;
-  torch::Tensor positive = (q * k).sum(1);  // (N)
+  // Logits already divided by τ (folded into the (N, D) queries), and no (N, 1 + M) concatenation:
+  // ℓ = log(e^{s⁺} + Σ e^{s⁻}) − s⁺ = logaddexp(s⁺, logsumexp(s⁻)) − s⁺.
+  torch::Tensor qt = q / options.temperature();
+  torch::Tensor positive = (qt * k).sum(1);  // (N)
   torch::Tensor negative = negative_keys.dim() == 2
-                               ? torch::mm(q, n.t())                        // (N, M)
-                               : torch::bmm(n, q.unsqueeze(2)).squeeze(2);  // (N, M)
-  return info_nce(positive, negative, options);
+                               ? torch::mm(qt, n.t())                        // (N, M)
+                               : torch::bmm(n, qt.unsqueeze(2)).squeeze(2);  // (N, M)
+  return (torch::logaddexp(positive, torch::logsumexp(negative, 1)) - positive).mean();
 }
 
 }  // namespace functional
