@@ -2,8 +2,8 @@
 """Times forward + backward of the PyTorch-Python reference losses (scripts/loss_reference.py) on the
 same inputs as bench/loss_bench.cpp; prints {"name": milliseconds} as JSON on stdout.
 
-Each entry: 2 warm-up iterations, then 5 repetitions of as many iterations as fill --min-time
-seconds; the best of the repetitions' means. Threads: --threads (default 1). Denormals are flushed
+Each entry: 2 warm-up iterations, then 3 repetitions of as many iterations as fill --min-time
+seconds of CPU time; the best of the repetitions' means (CPU time: the machine is shared). Threads: --threads (default 1). Denormals are flushed
 to zero, as in bench/loss_bench.cpp.
 Run through bench/loss_bench.sh, with Debian's /usr/bin/python3.
 """
@@ -79,12 +79,12 @@ def measure(make, fn, min_time):
     for _ in range(2):
         step(fn, inputs)
     means = []
-    for _ in range(5):
-        n, start = 0, time.perf_counter()
+    for _ in range(3):
+        n, start = 0, time.process_time()
         while True:
             step(fn, inputs)
             n += 1
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             if elapsed >= min_time:
                 break
         means.append(elapsed / n * 1e3)
@@ -95,12 +95,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-time", type=float, default=0.5)
-    parser.add_argument("--filter", default="")
+    parser.add_argument("--only", default="", help="run this entry only")
+    parser.add_argument("--list", action="store_true", help="print the entries' names")
     args = parser.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     out = {name: measure(make, fn, args.min_time) for name, (make, fn) in CASES.items()
-           if args.filter in name}
+           if not args.only or name == args.only}
     json.dump(out, sys.stdout, indent=1)
     print()
 

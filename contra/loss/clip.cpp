@@ -23,12 +23,13 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
               log_scale.defined() ? log_scale.sizes() : torch::IntArrayRef{});
   torch::Tensor scale = log_scale.reshape({}).clamp_max(std::log(options.max_scale())).exp();
   // The scale multiplies the (N, D) image side rather than the (N, N) logits.
-  torch::Tensor logits = torch::mm(l2_normalize(image) * scale, l2_normalize(text).t());  // (N, N)
-  // Cross-entropy along the rows of the logits and of their transpose (made contiguous: faster than
-  // a softmax over dim 0); the matching pair is on the diagonal in both.
-  torch::Tensor image_to_text = torch::log_softmax(logits, 1).diagonal();
-  torch::Tensor text_to_image = torch::log_softmax(logits.t().contiguous(), 1).diagonal();
-  return -(image_to_text + text_to_image).mean() / 2;
+  torch::Tensor img = l2_normalize(image) * scale;
+  torch::Tensor txt = l2_normalize(text);
+  torch::Tensor logits = torch::mm(img, txt.t());  // (N, N): image i against text j
+  // Cross-entropy over rows (image → text) and columns (text → image); the matching pairs' logits
+  // come from the (N, D) rows, not the diagonal (whose backward fills a dense (N, N) gradient).
+  torch::Tensor matching = (img * txt).sum(1);
+  return (torch::logsumexp(logits, 1) + torch::logsumexp(logits, 0)).mean() / 2 - matching.mean();
 }
 
 }  // namespace functional

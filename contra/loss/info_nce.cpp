@@ -14,9 +14,12 @@ torch::Tensor info_nce_logits(const torch::Tensor& positive, const torch::Tensor
 
 torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negative,
                        const InfoNCEOptions& options) {
-  torch::Tensor logits = info_nce_logits(positive, negative, options);
-  // Cross-entropy with target 0 (log_softmax is one fused kernel, faster than logsumexp).
-  return -torch::log_softmax(logits, 1).select(1, 0).mean();
+  detail::validate(options, "info_nce");
+  torch::Tensor pos = detail::check_scores(positive, negative, "info_nce") / options.temperature();
+  // Cross-entropy with the positive in column 0, without building the (N, 1 + K) logits:
+  // ℓ = log(e^{s⁺/τ} + Σ e^{s⁻/τ}) − s⁺/τ = logaddexp(s⁺/τ, logsumexp(s⁻/τ)) − s⁺/τ.
+  return (torch::logaddexp(pos, torch::logsumexp(negative / options.temperature(), 1)) - pos)
+      .mean();
 }
 
 torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& positive_key,
@@ -29,8 +32,10 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   torch::Tensor k = options.normalize() ? l2_normalize(positive_key) : positive_key;
   if (!negative_keys.defined()) {
     // In-batch: logits (N, N) = q kᵀ / τ, the positive of row i in column i.
-    torch::Tensor logits = torch::mm(q / options.temperature(), k.t());
-    return -torch::log_softmax(logits, 1).diagonal().mean();
+    // The positives' logits come from the (N, D) rows rather than the (N, N) diagonal, whose
+    // backward would fill a dense (N, N) gradient.
+    torch::Tensor qt = q / options.temperature();
+    return (torch::logsumexp(torch::mm(qt, k.t()), 1) - (qt * k).sum(1)).mean();
   }
   TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
                   (negative_keys.dim() == 3 && negative_keys.size(0) == query.size(0) &&

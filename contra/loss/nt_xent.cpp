@@ -21,13 +21,13 @@ torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2,
                 "nt_xent: memory_bank must be (M, ", z1.size(1), "), got ", memory_bank.sizes());
     keys = torch::cat({z, options.normalize() ? l2_normalize(memory_bank) : memory_bank}, 0);
   }
-  torch::Tensor logits = torch::mm(z / options.temperature(), keys.t());  // (2N, 2N + M)
+  torch::Tensor zt = z / options.temperature();
+  torch::Tensor logits = torch::mm(zt, keys.t());  // (2N, 2N + M)
   // Drop k = i from the denominator (in place: the diagonal gets no gradient).
   logits.diagonal().fill_(-std::numeric_limits<double>::infinity());
-  // Positive of row i: the other view, column (i + N) mod 2N.
-  torch::Tensor partner =
-      torch::arange(2 * n, logits.options().dtype(torch::kLong)).add(n) % (2 * n);
-  return -torch::log_softmax(logits, 1).gather(1, partner.unsqueeze(1)).mean();
+  // Positive of row i: the other view, row (i + N) mod 2N of z, from the (2N, D) rows.
+  torch::Tensor positive = (zt * z.roll(n, 0)).sum(1);
+  return (torch::logsumexp(logits, 1) - positive).mean();
 }
 
 }  // namespace functional

@@ -71,20 +71,22 @@ torch::Tensor swav(const torch::Tensor& scores, const SwAVOptions& options) {
     check<ConfigError>(a < views, "swav: crops_for_assign: view {} out of range (got {} views)", a,
                        views);
   }
-  const int64_t batch = scores.size(1);
-  torch::Tensor log_p = torch::log_softmax(scores / options.temperature(), 2);  // (V, B, K)
-  torch::Tensor loss;
-  for (int64_t a : options.crops_for_assign()) {
-    torch::Tensor q =
-        sinkhorn_knopp(scores[a], options.epsilon(), options.sinkhorn_iterations());  // (B, K)
-    for (int64_t v = 0; v < views; ++v) {
-      if (v == a) continue;
-      // −mean_b Σ_k q log p, for each view predicting the codes of view a.
-      torch::Tensor term = (q * log_p[v]).sum() / static_cast<double>(-batch * (views - 1));
-      loss = loss.defined() ? loss + term : term;
+  // Every prediction term is −(1/B) Σ q^a ⊙ log p^v over pairs (a assigned, v ≠ a): gather the
+  // codes into one target per view, (V, B, K) without gradient, and take a single dense product.
+  torch::Tensor target = torch::zeros_like(scores);
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t a : options.crops_for_assign()) {
+      torch::Tensor q =
+          sinkhorn_knopp(scores[a], options.epsilon(), options.sinkhorn_iterations());  // (B, K)
+      for (int64_t v = 0; v < views; ++v) {
+        if (v != a) target[v].add_(q);
+      }
     }
+    target.div_(static_cast<double>(scores.size(1) * (views - 1) *
+                                    static_cast<int64_t>(options.crops_for_assign().size())));
   }
-  return loss / static_cast<double>(options.crops_for_assign().size());
+  return -(target * torch::log_softmax(scores / options.temperature(), 2)).sum();
 }
 
 }  // namespace functional
