@@ -11,7 +11,7 @@
 # - The machine may be shared: times are CPU time per iteration, the three runs of a loss follow each
 #   other (so they see the same load), ROUNDS times (default 3), and each side keeps its best.
 #
-#   bench/loss_bench.sh [build-dir]          ROUNDS=3 MIN_TIME=0.2 by default
+#   bench/loss_bench.sh [build-dir]          ROUNDS=3 MIN_TIME=0.2 FILTER=<regex> (all by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -23,7 +23,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 bench="$build/bin/contra_loss_bench"
-names=$("$bench" --benchmark_list_tests=true)
+names=$("$bench" --benchmark_list_tests=true --benchmark_filter="${FILTER:-.}")
 python_names=" $("$py" "$here/python/loss_bench.py" --list | tr '\n' ' ') "
 echo "$names" >"$out/order"
 for round in $(seq "$rounds"); do

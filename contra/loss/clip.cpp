@@ -29,7 +29,7 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
   // Cross-entropy over rows (image → text) and columns (text → image); the matching pairs' logits
   // come from the (N, D) rows, not the diagonal (whose backward fills a dense (N, N) gradient).
   torch::Tensor matching = (img * txt).sum(1);
-  return (torch::logsumexp(logits, 1) + torch::logsumexp(logits, 0)).mean() / 2 - matching.mean();
+  return (logsumexp(logits, 1) + logsumexp(logits, 0)).mean() / 2 - matching.mean();
 }
 
 }  // namespace functional

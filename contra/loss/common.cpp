@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 namespace contra::loss {
 
 std::string_view to_string(Distance distance) {
@@ -48,6 +50,34 @@ torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Di
   if (distance == Distance::kCosine) return 1 - (l2_normalize(a) * l2_normalize(b)).sum(1);
   torch::Tensor diff = a - b;
   return distance == Distance::kEuclidean ? diff.norm(2, {1}) : diff.pow(2).sum(1);
+}
+
+namespace {
+
+struct LogSumExp : public torch::autograd::Function<LogSumExp> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               int64_t dim) {
+    torch::Tensor shift = x.amax(dim, /*keepdim=*/true);
+    shift.masked_fill_(shift.isinf(), 0);  // rows of −inf (or +inf) must not become NaN here
+    torch::Tensor e = (x - shift).exp_();
+    torch::Tensor sum = e.sum(dim, /*keepdim=*/true);
+    ctx->save_for_backward({e, sum});
+    ctx->saved_data["dim"] = dim;
+    return (sum.log() + shift).squeeze(dim);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const int64_t dim = ctx->saved_data["dim"].toInt();
+    auto saved = ctx->get_saved_variables();
+    // ∂/∂x log Σ e^x = softmax(x) = e / Σe.
+    return {saved[0] * (grads[0].unsqueeze(dim) / saved[1]), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor logsumexp(const torch::Tensor& x, int64_t dim) {
+  return LogSumExp::apply(x, dim < 0 ? dim + x.dim() : dim);
 }
 
 torch::Tensor same_label_mask(const torch::Tensor& labels) {

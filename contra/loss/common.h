@@ -42,6 +42,11 @@ torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, 
 /// (the Euclidean norm's gradient is 0 where a = b).
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
+/// log Σ exp(x) along `dim` (the dimension removed), as torch::logsumexp, but the backward reuses
+/// the exponentials saved by the forward: one pass over x instead of three (a large share of the
+/// cost of cross-entropies over many negatives). Rows of −inf give −inf. Not twice differentiable.
+torch::Tensor logsumexp(const torch::Tensor& x, int64_t dim);
+
 /// (N, N) bool: labels[i] == labels[j] (the diagonal included).
 torch::Tensor same_label_mask(const torch::Tensor& labels);
 /// (N, N) bool: labels[i] == labels[j] and i ≠ j.

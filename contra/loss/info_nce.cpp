@@ -18,8 +18,7 @@ torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negat
   torch::Tensor pos = detail::check_scores(positive, negative, "info_nce") / options.temperature();
   // Cross-entropy with the positive in column 0, without building the (N, 1 + K) logits:
   // ℓ = log(e^{s⁺/τ} + Σ e^{s⁻/τ}) − s⁺/τ = logaddexp(s⁺/τ, logsumexp(s⁻/τ)) − s⁺/τ.
-  return (torch::logaddexp(pos, torch::logsumexp(negative / options.temperature(), 1)) - pos)
-      .mean();
+  return (torch::logaddexp(pos, logsumexp(negative / options.temperature(), 1)) - pos).mean();
 }
 
 torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& positive_key,
@@ -35,7 +34,7 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
     // The positives' logits come from the (N, D) rows rather than the (N, N) diagonal, whose
     // backward would fill a dense (N, N) gradient.
     torch::Tensor qt = q / options.temperature();
-    return (torch::logsumexp(torch::mm(qt, k.t()), 1) - (qt * k).sum(1)).mean();
+    return (logsumexp(torch::mm(qt, k.t()), 1) - (qt * k).sum(1)).mean();
   }
   TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
                   (negative_keys.dim() == 3 && negative_keys.size(0) == query.size(0) &&
@@ -52,7 +51,7 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   torch::Tensor negative = negative_keys.dim() == 2
                                ? torch::mm(qt, n.t())                        // (N, M)
                                : torch::bmm(n, qt.unsqueeze(2)).squeeze(2);  // (N, M)
-  return (torch::logaddexp(positive, torch::logsumexp(negative, 1)) - positive).mean();
+  return (torch::logaddexp(positive, logsumexp(negative, 1)) - positive).mean();
 }
 
 }  // namespace functional

@@ -27,7 +27,7 @@ torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2,
   logits.diagonal().fill_(-std::numeric_limits<double>::infinity());
   // Positive of row i: the other view, row (i + N) mod 2N of z, from the (2N, D) rows.
   torch::Tensor positive = (zt * z.roll(n, 0)).sum(1);
-  return (torch::logsumexp(logits, 1) - positive).mean();
+  return (logsumexp(logits, 1) - positive).mean();
 }
 
 }  // namespace functional
