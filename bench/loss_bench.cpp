@@ -1,7 +1,7 @@
 // Forward + backward of every contra loss at realistic sizes (batch 256, dim 128; InfoNCE against a
 // 65536-entry queue; triplet batch-hard on 512), float32 on the CPU. bench/loss_bench.sh runs this
-// and bench/python/loss_bench.py (the same computations with scripts/loss_reference.py) and prints the
-// ratio. Threads: CONTRA_THREADS (default 1). The allocator is tuned as contra ships
+// and bench/python/loss_bench.py (the same computations with scripts/loss_reference.py) and prints
+// the ratio. Threads: CONTRA_THREADS (default 1). The allocator is tuned as contra ships
 // (contra::configure_allocator); denormals are flushed to zero on both sides.
 #include <cstdlib>
 #include <functional>
@@ -38,9 +38,7 @@ constexpr int64_t kDim = 128;
 torch::Tensor leaf(torch::Tensor t) { return t.requires_grad_(true); }
 torch::Tensor embeddings(int64_t n, int64_t d = kDim) { return leaf(torch::randn({n, d})); }
 torch::Tensor unit_embeddings(int64_t n) { return leaf(l2_normalize(torch::randn({n, kDim}))); }
-torch::Tensor cosine_scores(std::vector<int64_t> shape) {
-  return leaf(torch::rand(shape) * 2 - 1);
-}
+torch::Tensor cosine_scores(std::vector<int64_t> shape) { return leaf(torch::rand(shape) * 2 - 1); }
 torch::Tensor class_labels(int64_t n, int64_t per_class) {
   return torch::arange(n, torch::kLong).floor_divide(per_class);
 }
@@ -63,34 +61,67 @@ void run(benchmark::State& state, const std::function<Inputs()>& make,
 void register_all() {
   auto add = [](const char* name, std::function<Inputs()> make,
                 std::function<torch::Tensor(const Inputs&)> loss) {
-    benchmark::RegisterBenchmark(name, [make, loss](benchmark::State& s) { run(s, make, loss); })
-        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(name, [make, loss](benchmark::State& s) {
+      run(s, make, loss);
+    })->Unit(benchmark::kMillisecond);
   };
-  add("contrastive", [] { return Inputs{embeddings(kBatch), embeddings(kBatch), torch::randint(2, {kBatch})}; },
+  add(
+      "contrastive",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch), torch::randint(2, {kBatch})};
+      },
       [](const Inputs& in) { return functional::contrastive(in[0], in[1], in[2]); });
-  add("triplet_batch_hard_512", [] { return Inputs{embeddings(512), class_labels(512, 8)}; },
+  add(
+      "triplet_batch_hard_512",
+      [] {
+        return Inputs{embeddings(512), class_labels(512, 8)};
+      },
       [](const Inputs& in) { return functional::triplet_mined(in[0], in[1]); });
-  add("triplet_batch_all", [] { return Inputs{embeddings(kBatch), class_labels(kBatch, 8)}; },
+  add(
+      "triplet_batch_all",
+      [] {
+        return Inputs{embeddings(kBatch), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) {
-        return functional::triplet_mined(in[0], in[1], TripletOptions().mining(TripletMining::kBatchAll));
+        return functional::triplet_mined(in[0], in[1],
+                                         TripletOptions().mining(TripletMining::kBatchAll));
       });
-  add("triplet_semi_hard", [] { return Inputs{embeddings(kBatch), class_labels(kBatch, 8)}; },
+  add(
+      "triplet_semi_hard",
+      [] {
+        return Inputs{embeddings(kBatch), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) {
-        return functional::triplet_mined(in[0], in[1], TripletOptions().mining(TripletMining::kSemiHard));
+        return functional::triplet_mined(in[0], in[1],
+                                         TripletOptions().mining(TripletMining::kSemiHard));
       });
-  add("lifted_structured", [] { return Inputs{embeddings(kBatch), class_labels(kBatch, 8)}; },
+  add(
+      "lifted_structured",
+      [] {
+        return Inputs{embeddings(kBatch), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) { return functional::lifted_structured(in[0], in[1]); });
-  add("nce",
+  add(
+      "nce",
       [] {
         return Inputs{leaf(torch::randn({kBatch})), torch::randn({kBatch}) - 5,
                       leaf(torch::randn({kBatch, 1024})), torch::randn({kBatch, 1024}) - 5};
       },
       [](const Inputs& in) { return functional::nce(in[0], in[1], in[2], in[3]); });
-  add("info_nce_scores", [] { return Inputs{cosine_scores({kBatch}), cosine_scores({kBatch, 4096})}; },
+  add(
+      "info_nce_scores",
+      [] {
+        return Inputs{cosine_scores({kBatch}), cosine_scores({kBatch, 4096})};
+      },
       [](const Inputs& in) { return functional::info_nce(in[0], in[1]); });
-  add("info_nce_in_batch", [] { return Inputs{embeddings(kBatch), embeddings(kBatch)}; },
+  add(
+      "info_nce_in_batch",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch)};
+      },
       [](const Inputs& in) { return functional::info_nce_keys(in[0], in[1]); });
-  add("info_nce_queue_65536",
+  add(
+      "info_nce_queue_65536",
       [] {
         return Inputs{embeddings(kBatch), embeddings(kBatch),
                       l2_normalize(torch::randn({65536, kDim}))};
@@ -98,36 +129,74 @@ void register_all() {
       [](const Inputs& in) {
         return functional::info_nce_keys(in[0], in[1], in[2], InfoNCEOptions().temperature(0.07));
       });
-  add("nt_xent", [] { return Inputs{embeddings(kBatch), embeddings(kBatch)}; },
+  add(
+      "nt_xent",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch)};
+      },
       [](const Inputs& in) { return functional::nt_xent(in[0], in[1]); });
   // Unit embeddings (squared distances in [0, 4]).
-  add("soft_nearest_neighbors", [] { return Inputs{unit_embeddings(kBatch), class_labels(kBatch, 8)}; },
+  add(
+      "soft_nearest_neighbors",
+      [] {
+        return Inputs{unit_embeddings(kBatch), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) {
         return functional::soft_nearest_neighbors(in[0], in[1],
                                                   SoftNearestNeighborsOptions().temperature(0.1));
       });
-  add("soft_nearest_neighbors_min_t", [] { return Inputs{unit_embeddings(kBatch), class_labels(kBatch, 8)}; },
+  add(
+      "soft_nearest_neighbors_min_t",
+      [] {
+        return Inputs{unit_embeddings(kBatch), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) {
         return functional::soft_nearest_neighbors(
             in[0], in[1], SoftNearestNeighborsOptions().optimize_temperature(true));
       });
   // SimCLR-style scores: 2N rows, 2N − 2 negatives each.
-  add("debiased", [] { return Inputs{cosine_scores({2 * kBatch}), cosine_scores({2 * kBatch, 2 * kBatch - 2})}; },
+  add(
+      "debiased",
+      [] {
+        return Inputs{cosine_scores({2 * kBatch}), cosine_scores({2 * kBatch, 2 * kBatch - 2})};
+      },
       [](const Inputs& in) { return functional::debiased(in[0], in[1]); });
-  add("hard_negative",
-      [] { return Inputs{cosine_scores({2 * kBatch}), cosine_scores({2 * kBatch, 2 * kBatch - 2})}; },
+  add(
+      "hard_negative",
+      [] {
+        return Inputs{cosine_scores({2 * kBatch}), cosine_scores({2 * kBatch, 2 * kBatch - 2})};
+      },
       [](const Inputs& in) { return functional::hard_negative(in[0], in[1]); });
-  add("supcon", [] { return Inputs{leaf(torch::randn({kBatch, 2, kDim})), class_labels(kBatch, 8)}; },
+  add(
+      "supcon",
+      [] {
+        return Inputs{leaf(torch::randn({kBatch, 2, kDim})), class_labels(kBatch, 8)};
+      },
       [](const Inputs& in) { return functional::supcon(in[0], in[1]); });
-  add("barlow_twins", [] { return Inputs{embeddings(kBatch), embeddings(kBatch)}; },
+  add(
+      "barlow_twins",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch)};
+      },
       [](const Inputs& in) { return functional::barlow_twins(in[0], in[1]); });
-  add("byol", [] { return Inputs{embeddings(kBatch), embeddings(kBatch)}; },
+  add(
+      "byol",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch)};
+      },
       [](const Inputs& in) { return functional::byol(in[0], in[1]); });
-  add("clip",
-      [] { return Inputs{embeddings(kBatch), embeddings(kBatch), leaf(torch::full({}, 2.659))}; },
+  add(
+      "clip",
+      [] {
+        return Inputs{embeddings(kBatch), embeddings(kBatch), leaf(torch::full({}, 2.659))};
+      },
       [](const Inputs& in) { return functional::clip(in[0], in[1], in[2]); });
   // SwAV: 2 views × 256 samples × 3000 prototypes.
-  add("swav", [] { return Inputs{cosine_scores({2, kBatch, 3000})}; },
+  add(
+      "swav",
+      [] {
+        return Inputs{cosine_scores({2, kBatch, 3000})};
+      },
       [](const Inputs& in) { return functional::swav(in[0]); });
 }
 

@@ -23,7 +23,7 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
               log_scale.defined() ? log_scale.sizes() : torch::IntArrayRef{});
   torch::Tensor scale = log_scale.reshape({}).clamp_max(std::log(options.max_scale())).exp();
   // The scale multiplies the (N, D) image side rather than the (N, N) logits.
-  torch::Tensor img = l2_normalize(image) * scale;
+  torch::Tensor img = image / (image.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12) / scale);
   torch::Tensor txt = l2_normalize(text);
   torch::Tensor logits = torch::mm(img, txt.t());  // (N, N): image i against text j
   // Cross-entropy over rows (image → text) and columns (text → image); the matching pairs' logits

@@ -27,8 +27,9 @@ Distance parse_distance(std::string_view text, std::string_view key) {
       text));
 }
 
-torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps) {
-  return x / x.norm(2, {dim}, /*keepdim=*/true).clamp_min(eps);
+torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps, double scale) {
+  torch::Tensor norm = x.norm(2, {dim}, /*keepdim=*/true).clamp_min(eps);
+  return x / (scale == 1.0 ? norm : norm / scale);
 }
 
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {

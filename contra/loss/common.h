@@ -29,7 +29,9 @@ Distance parse_distance(std::string_view text, std::string_view key = "distance"
 
 /// x / max(‖x‖₂, eps) along `dim` (as torch.nn.functional.normalize): zero vectors stay zero and
 /// the gradient stays finite.
-torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12);
+/// With `scale`, scale·x / max(‖x‖₂, eps) for the cost of one pass (a temperature folded in).
+torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12,
+                           double scale = 1.0);
 
 /// Distances (N, M) between the rows of a (N, D) and b (M, D): Euclidean is torch::cdist (one
 /// matrix product for large inputs; zero gradient where two rows coincide); squared Euclidean is

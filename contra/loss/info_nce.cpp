@@ -27,13 +27,14 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   detail::check_embeddings(query, "info_nce", "query");
   detail::check_same_shape(query, positive_key, "info_nce", "query", "positive_key");
   const auto dim = query.size(1);
-  torch::Tensor q = options.normalize() ? l2_normalize(query) : query;
+  const double inv_t = 1.0 / options.temperature();
+  // Queries already divided by τ (folded into the normalisation).
+  torch::Tensor qt = options.normalize() ? l2_normalize(query, -1, 1e-12, inv_t) : query * inv_t;
   torch::Tensor k = options.normalize() ? l2_normalize(positive_key) : positive_key;
   if (!negative_keys.defined()) {
     // In-batch: logits (N, N) = q kᵀ / τ, the positive of row i in column i.
     // The positives' logits come from the (N, D) rows rather than the (N, N) diagonal, whose
     // backward would fill a dense (N, N) gradient.
-    torch::Tensor qt = q / options.temperature();
     return (logsumexp(torch::mm(qt, k.t()), 1) - (qt * k).sum(1)).mean();
   }
   TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
@@ -46,7 +47,6 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   torch::Tensor n = options.normalize() ? l2_normalize(negative_keys) : negative_keys;
   // Logits already divided by τ (folded into the (N, D) queries), and no (N, 1 + M) concatenation:
   // ℓ = log(e^{s⁺} + Σ e^{s⁻}) − s⁺ = logaddexp(s⁺, logsumexp(s⁻)) − s⁺.
-  torch::Tensor qt = q / options.temperature();
   torch::Tensor positive = (qt * k).sum(1);  // (N)
   torch::Tensor negative = negative_keys.dim() == 2
                                ? torch::mm(qt, n.t())                        // (N, M)
