@@ -62,9 +62,9 @@ def triplet_mined(x, labels, margin=1.0, squared=False, mining="batch_hard"):
         return loss[valid].sum() / valid.sum()
     if mining == "batch_hard":
         valid = pos.any(1) & neg.any(1)
-        hp = torch.stack([d[i][pos[i]].max() for i in range(n) if valid[i]])
-        hn = torch.stack([d[i][neg[i]].min() for i in range(n) if valid[i]])
-        return F.relu(hp - hn + margin).mean()
+        hp = torch.where(pos, d, torch.full_like(d, -math.inf)).amax(1)
+        hn = torch.where(neg, d, torch.full_like(d, math.inf)).amin(1)
+        return F.relu(hp - hn + margin)[valid].mean()
     if mining == "semi_hard":
         # tfa.losses.triplet_semihard_loss, tiled: for (a, p), negatives n with d_an > d_ap.
         big = d.max() + 1

@@ -13,9 +13,10 @@ torch::Tensor barlow_twins(const torch::Tensor& z1, const torch::Tensor& z2,
   const int64_t n = z1.size(0);
   TORCH_CHECK(n >= 2, "barlow_twins: needs a batch of at least 2 for its statistics (got N = ", n,
               ")");
+  // BatchNorm1d(affine=False) in training mode, as the official code: ATen's fused kernel.
   auto standardize = [&](const torch::Tensor& z) {
-    torch::Tensor centered = z - z.mean(0, /*keepdim=*/true);
-    return centered / (centered.pow(2).mean(0, /*keepdim=*/true) + options.eps()).sqrt();
+    return torch::batch_norm(z, {}, {}, {}, {}, /*training=*/true, /*momentum=*/0.0, options.eps(),
+                             /*cudnn_enabled=*/true);
   };
   torch::Tensor c = torch::mm(standardize(z1).t(), standardize(z2)) / static_cast<double>(n);
   torch::Tensor diag = c.diagonal();

@@ -22,11 +22,14 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
               "clip: log_scale must be a scalar tensor, got ",
               log_scale.defined() ? log_scale.sizes() : torch::IntArrayRef{});
   torch::Tensor scale = log_scale.reshape({}).clamp_max(std::log(options.max_scale())).exp();
-  torch::Tensor logits = scale * torch::mm(l2_normalize(image), l2_normalize(text).t());  // (N, N)
-  torch::Tensor diag = logits.diagonal();
-  torch::Tensor image_to_text = (torch::logsumexp(logits, 1) - diag).mean();
-  torch::Tensor text_to_image = (torch::logsumexp(logits, 0) - diag).mean();
-  return (image_to_text + text_to_image) / 2;
+  // The scale multiplies the (N, D) image side rather than the (N, N) logits.
+  torch::Tensor img = image / (image.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12) / scale);
+  torch::Tensor txt = l2_normalize(text);
+  torch::Tensor logits = torch::mm(img, txt.t());  // (N, N): image i against text j
+  // Cross-entropy over rows (image → text) and columns (text → image); the matching pairs' logits
+  // come from the (N, D) rows, not the diagonal (whose backward fills a dense (N, N) gradient).
+  torch::Tensor matching = (img * txt).sum(1);
+  return (logsumexp(logits, 1) + logsumexp(logits, 0)).mean() / 2 - matching.mean();
 }
 
 }  // namespace functional

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 namespace contra::loss {
 
 std::string_view to_string(Distance distance) {
@@ -25,38 +27,62 @@ Distance parse_distance(std::string_view text, std::string_view key) {
       text));
 }
 
-torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps) {
-  return x / x.norm(2, {dim}, /*keepdim=*/true).clamp_min(eps);
-}
-
-torch::Tensor safe_sqrt(const torch::Tensor& x) {
-  // sqrt'(0) is infinite; evaluating sqrt on 1 where x == 0 and selecting 0 keeps the gradient 0.
-  torch::Tensor zero = x <= 0;
-  return torch::sqrt(x.masked_fill(zero, 1.0)).masked_fill(zero, 0.0);
+torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim, double eps, double scale) {
+  torch::Tensor norm = x.norm(2, {dim}, /*keepdim=*/true).clamp_min(eps);
+  return x / (scale == 1.0 ? norm : norm / scale);
 }
 
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
-  const bool self = a.is_same(b);
-  torch::Tensor d;
+  if (distance == Distance::kEuclidean) return torch::cdist(a, b);
   if (distance == Distance::kCosine) {
     torch::Tensor an = l2_normalize(a);
-    torch::Tensor bn = self ? an : l2_normalize(b);
-    d = 1 - torch::mm(an, bn.t());
-  } else {
-    torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);             // (N, 1)
-    torch::Tensor b2 = self ? a2.t() : b.pow(2).sum(1).unsqueeze(0);  // (1, M)
-    d = (a2 + b2 - 2 * torch::mm(a, b.t())).clamp_min(0);
+    return 1 - torch::mm(an, a.is_same(b) ? an.t() : l2_normalize(b).t());
   }
-  if (self) {
-    d = d.masked_fill(torch::eye(d.size(0), d.options().dtype(torch::kBool)), 0.0);
-  }
-  return distance == Distance::kEuclidean ? safe_sqrt(d) : d;
+  // One product of augmented rows, (N, D + 2)·(M, D + 2)ᵀ, instead of a product and two broadcast
+  // additions: fewer passes over the (N, M) result, forward and backward.
+  torch::Tensor a2 = a.pow(2).sum(1, /*keepdim=*/true);                      // (N, 1)
+  torch::Tensor b2 = a.is_same(b) ? a2 : b.pow(2).sum(1, /*keepdim=*/true);  // (M, 1)
+  torch::Tensor left = torch::cat({a * -2, a2, torch::ones_like(a2)}, 1);    // (N, D + 2)
+  torch::Tensor right = torch::cat({b, torch::ones_like(b2), b2}, 1);        // (M, D + 2)
+  return torch::mm(left, right.t()).clamp_min(0);
 }
 
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
   if (distance == Distance::kCosine) return 1 - (l2_normalize(a) * l2_normalize(b)).sum(1);
-  torch::Tensor d2 = (a - b).pow(2).sum(1);
-  return distance == Distance::kEuclidean ? safe_sqrt(d2) : d2;
+  torch::Tensor diff = a - b;
+  return distance == Distance::kEuclidean ? diff.norm(2, {1}) : diff.pow(2).sum(1);
+}
+
+namespace {
+
+struct LogSumExp : public torch::autograd::Function<LogSumExp> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               int64_t dim) {
+    torch::Tensor shift = x.amax(dim, /*keepdim=*/true);
+    shift.masked_fill_(shift.isinf(), 0);  // rows of −inf (or +inf) must not become NaN here
+    torch::Tensor e = (x - shift).exp_();
+    torch::Tensor sum = e.sum(dim, /*keepdim=*/true);
+    ctx->save_for_backward({e, sum});
+    ctx->saved_data["dim"] = dim;
+    return (sum.log() + shift).squeeze(dim);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const int64_t dim = ctx->saved_data["dim"].toInt();
+    auto saved = ctx->get_saved_variables();
+    // ∂/∂x log Σ e^x = softmax(x) = e / Σe.
+    return {saved[0] * (grads[0].unsqueeze(dim) / saved[1]), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor logsumexp(const torch::Tensor& x, int64_t dim) {
+  return LogSumExp::apply(x, dim < 0 ? dim + x.dim() : dim);
+}
+
+torch::Tensor same_label_mask(const torch::Tensor& labels) {
+  return labels.unsqueeze(0) == labels.unsqueeze(1);
 }
 
 torch::Tensor positive_mask(const torch::Tensor& labels) {
@@ -73,6 +99,10 @@ int64_t num_classes(const torch::Tensor& labels) {
 }
 
 namespace detail {
+
+double tiny_for(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble ? 1e-290 : 1e-30;
+}
 
 void check_positive(double value, std::string_view key) {
   check<ConfigError>(value > 0, "{}: must be > 0 (got {})", key, value);

@@ -29,20 +29,28 @@ Distance parse_distance(std::string_view text, std::string_view key = "distance"
 
 /// x / max(‖x‖₂, eps) along `dim` (as torch.nn.functional.normalize): zero vectors stay zero and
 /// the gradient stays finite.
-torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12);
+/// With `scale`, scale·x / max(‖x‖₂, eps) for the cost of one pass (a temperature folded in).
+torch::Tensor l2_normalize(const torch::Tensor& x, int64_t dim = -1, double eps = 1e-12,
+                           double scale = 1.0);
 
-/// √x with √0 = 0 and a zero (instead of infinite) gradient at 0. x must be >= 0.
-torch::Tensor safe_sqrt(const torch::Tensor& x);
-
-/// Distances (N, M) between the rows of a (N, D) and b (M, D). Squared Euclidean distances are
-/// computed as ‖a‖² + ‖b‖² − 2a·b (one matrix product) and clamped at 0; Euclidean takes safe_sqrt
-/// of them; cosine is 1 − â·b̂ with clamped norms. When `a` and `b` are the same tensor the diagonal
-/// is exactly 0 (the matrix-product form would leave rounding noise there).
+/// Distances (N, M) between the rows of a (N, D) and b (M, D): Euclidean is torch::cdist (one
+/// matrix product for large inputs; zero gradient where two rows coincide); squared Euclidean is
+/// ‖a‖² + ‖b‖² − 2a·b from one product of the augmented rows [−2a, ‖a‖², 1]·[b, 1, ‖b‖²], clamped
+/// at 0; cosine is 1 − â·b̂ with clamped norms. Self-distances (a is b) carry rounding noise on the
+/// diagonal instead of exact zeros: callers exclude the diagonal.
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
-/// Distances (N) between matching rows of a (N, D) and b (N, D), from the differences a − b.
+/// Distances (N) between matching rows of a (N, D) and b (N, D), from the differences a − b
+/// (the Euclidean norm's gradient is 0 where a = b).
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance);
 
+/// log Σ exp(x) along `dim` (the dimension removed), as torch::logsumexp, but the backward reuses
+/// the exponentials saved by the forward: one pass over x instead of three (a large share of the
+/// cost of cross-entropies over many negatives). Rows of −inf give −inf. Not twice differentiable.
+torch::Tensor logsumexp(const torch::Tensor& x, int64_t dim);
+
+/// (N, N) bool: labels[i] == labels[j] (the diagonal included).
+torch::Tensor same_label_mask(const torch::Tensor& labels);
 /// (N, N) bool: labels[i] == labels[j] and i ≠ j.
 torch::Tensor positive_mask(const torch::Tensor& labels);
 /// (N, N) bool: labels[i] != labels[j].
@@ -51,6 +59,10 @@ torch::Tensor negative_mask(const torch::Tensor& labels);
 int64_t num_classes(const torch::Tensor& labels);
 
 namespace detail {
+
+/// Smallest sum of exponentials trusted in the linear-space fast paths: below it (near the
+/// subnormal range of float or double) the losses are recomputed in log space.
+double tiny_for(const torch::Tensor& t);
 
 /// Runs options.validate() and prefixes a ConfigError with "<component>: ".
 template <class Options>

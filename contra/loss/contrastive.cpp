@@ -20,23 +20,22 @@ torch::Tensor contrastive(const torch::Tensor& x1, const torch::Tensor& x2,
   TORCH_CHECK(similar.defined() && similar.dim() == 1 && similar.size(0) == x1.size(0),
               "contrastive: similar must be (", x1.size(0), "), got ",
               similar.defined() ? similar.sizes() : torch::IntArrayRef{});
-  torch::Tensor y = similar.to(x1.scalar_type());
-  torch::Tensor bad = (y != 0).logical_and(y != 1);
-  if (bad.any().item<bool>()) {
-    throw DataError(fmt::format("contrastive: similar must hold 0 or 1 (got {})",
-                                y.masked_select(bad)[0].item<double>()));
+  if (similar.is_floating_point()) {  // every value exactly 0 or 1
+    torch::Tensor bad = (similar != 0).logical_and(similar != 1);
+    if (bad.any().item<bool>()) {
+      throw DataError(fmt::format("contrastive: similar must hold 0 or 1 (got {})",
+                                  similar.masked_select(bad)[0].item<double>()));
+    }
+  } else if (similar.scalar_type() != torch::kBool) {  // integers: the range is enough
+    auto [lo, hi] = torch::aminmax(similar);
+    const int64_t low = lo.item<int64_t>(), high = hi.item<int64_t>();
+    check<DataError>(low >= 0 && high <= 1, "contrastive: similar must hold 0 or 1 (got {})",
+                     low < 0 ? low : high);
   }
-  torch::Tensor d2;  // (N) squared distance
-  torch::Tensor d;   // (N) distance
-  if (options.distance() == Distance::kCosine) {
-    d = paired_distance(x1, x2, Distance::kCosine);
-    d2 = d.pow(2);
-  } else {
-    d2 = paired_distance(x1, x2, Distance::kSquaredEuclidean);
-    d = safe_sqrt(d2);
-  }
+  torch::Tensor d = paired_distance(x1, x2, options.distance());  // (N)
   torch::Tensor hinge = (options.margin() - d).clamp_min(0);
-  return (y * d2 + (1 - y) * hinge.pow(2)).mean();
+  // y·d² + (1 − y)·hinge² in one fused op.
+  return torch::lerp(hinge.pow(2), d.pow(2), similar.to(x1.scalar_type())).mean();
 }
 
 }  // namespace functional

@@ -10,10 +10,9 @@
 /// distance ‖x₁ − x₂‖ or the cosine distance 1 − cos(x₁, x₂), m the margin.
 ///
 /// Shapes: x1 (N, D), x2 (N, D), similar (N) of 0/1 (bool, integer or floating point) → scalar.
-/// The Euclidean d² is computed without a square root, and d has a zero gradient at d = 0, so
-/// identical embeddings give finite gradients. Throws ConfigError for margin < 0 or a distance
-/// other than euclidean/cosine, c10::Error for shape mismatches or an empty batch, DataError when
-/// `similar` holds a value other than 0 or 1.
+/// d has a zero gradient at d = 0, so identical embeddings give finite gradients. Throws
+/// ConfigError for margin < 0 or a distance other than euclidean/cosine, c10::Error for shape
+/// mismatches or an empty batch, DataError when `similar` holds a value other than 0 or 1.
 ///
 ///   auto loss = contra::loss::functional::contrastive(x1, x2, same,
 ///                                                     ContrastiveOptions().margin(0.5));

@@ -36,6 +36,21 @@ torch::Tensor debiased_rows(const torch::Tensor& positive_logit, const torch::Te
   return torch::softplus(log_ng - positive_logit);
 }
 
+torch::Tensor debiased_rows_linear(const torch::Tensor& positive_logit, const torch::Tensor& pos,
+                                   const torch::Tensor& negatives, int64_t num_negatives,
+                                   double temperature, double tau_plus) {
+  const double k = static_cast<double>(num_negatives);
+  torch::Tensor ng = ((negatives - (k * tau_plus) * pos) / (1 - tau_plus))
+                         .clamp_min(k * std::exp(-1.0 / temperature));
+  torch::Tensor denominator = pos + ng;  // (N)
+  if (!(denominator.min().item<double>() > tiny_for(denominator)) ||
+      !std::isfinite(denominator.max().item<double>())) {
+    return {};
+  }
+  // −log(pos / (pos + Ng)) = log(pos + Ng) − s⁺/t
+  return denominator.log() - positive_logit;
+}
+
 }  // namespace detail
 
 namespace functional {
@@ -45,7 +60,13 @@ torch::Tensor debiased(const torch::Tensor& positive, const torch::Tensor& negat
   detail::validate(options, "debiased");
   torch::Tensor pos = detail::check_scores(positive, negative, "debiased");
   const double t = options.temperature();
-  return detail::debiased_rows(pos / t, torch::logsumexp(negative / t, 1), negative.size(1), t,
+  torch::Tensor positive_logit = pos / t;
+  torch::Tensor logits = negative / t;  // (N, K)
+  torch::Tensor fast =
+      detail::debiased_rows_linear(positive_logit, positive_logit.exp(), logits.exp().sum(1),
+                                   negative.size(1), t, options.tau_plus());
+  if (fast.defined()) return fast.mean();
+  return detail::debiased_rows(positive_logit, torch::logsumexp(logits, 1), negative.size(1), t,
                                options.tau_plus())
       .mean();
 }

@@ -11,10 +11,11 @@
 /// the smallest value the sum can take for cosine scores in [−1, 1]; scores should be cosine
 /// similarities. With τ⁺ = 0 and no clamp active this is InfoNCE.
 ///
-/// Shapes: positive (N) or (N, 1), negative (N, K) → scalar. Evaluated in log space (log-sum-exp,
-/// log1p/expm1 for the subtraction), so it stays finite for small t, where e^{s/t} overflows.
-/// Throws ConfigError for t <= 0 or τ⁺ outside [0, 1), c10::Error for shape mismatches or an empty
-/// batch.
+/// Shapes: positive (N) or (N, 1), negative (N, K) → scalar. Evaluated as the official code does
+/// (e^{s/t}, sums); when that overflows or underflows (small t: e^{1/t} beyond the floating-point
+/// range) it is evaluated again in log space (log-sum-exp, log1p/expm1 for the subtraction), which
+/// stays finite. The check reads the loss back to the host once per call. Throws ConfigError for t
+/// <= 0 or τ⁺ outside [0, 1), c10::Error for shape mismatches or an empty batch.
 ///
 ///   auto loss = contra::loss::functional::debiased(pos, neg, DebiasedOptions().tau_plus(0.1));
 #include <torch/arg.h>
@@ -47,9 +48,15 @@ torch::Tensor debiased(const torch::Tensor& positive, const torch::Tensor& negat
 }  // namespace functional
 
 namespace detail {
-/// Per-row debiased loss (N) from the positive logit s⁺/t (N) and log Σ_k neg_k (N), as above.
+/// Per-row debiased loss (N) from the positive logit s⁺/t (N) and log Σ_k neg_k (N), in log space.
 torch::Tensor debiased_rows(const torch::Tensor& positive_logit, const torch::Tensor& log_negatives,
                             int64_t num_negatives, double temperature, double tau_plus);
+/// The same from pos = e^{s⁺/t} (N) and Σ_k neg_k (N) in linear space, as the official code
+/// computes it: cheaper, but e^{s/t} overflows or underflows for small t. Returns an undefined
+/// tensor when pos + Ng left the trusted floating-point range; callers then use debiased_rows.
+torch::Tensor debiased_rows_linear(const torch::Tensor& positive_logit, const torch::Tensor& pos,
+                                   const torch::Tensor& negatives, int64_t num_negatives,
+                                   double temperature, double tau_plus);
 }  // namespace detail
 
 class DebiasedImpl : public torch::nn::Cloneable<DebiasedImpl> {

@@ -24,11 +24,19 @@ torch::Tensor hard_negative(const torch::Tensor& positive, const torch::Tensor& 
   const double t = options.temperature();
   const int64_t k = negative.size(1);
   torch::Tensor logits = negative / t;  // (N, K)
-  // log Σ_k w_k neg_k = log Σ e^{(1+β)s/t} − log Σ e^{βs/t} + log K
-  torch::Tensor log_weighted = torch::logsumexp((1 + options.beta()) * logits, 1) -
-                               torch::logsumexp(options.beta() * logits, 1) +
+  torch::Tensor positive_logit = pos / t;
+  const double beta = options.beta();
+  // Σ_k w_k neg_k = K Σ e^{(1+β)s/t} / Σ e^{βs/t}: first as the official code (linear space)...
+  torch::Tensor weighted =
+      ((1 + beta) * logits).exp().sum(1) / (beta * logits).exp().sum(1) * static_cast<double>(k);
+  torch::Tensor fast = detail::debiased_rows_linear(positive_logit, positive_logit.exp(), weighted,
+                                                    k, t, options.tau_plus());
+  if (fast.defined()) return fast.mean();
+  // ... and in log space when e^{s/t} left the floating-point range.
+  torch::Tensor log_weighted = torch::logsumexp((1 + beta) * logits, 1) -
+                               torch::logsumexp(beta * logits, 1) +
                                std::log(static_cast<double>(k));
-  return detail::debiased_rows(pos / t, log_weighted, k, t, options.tau_plus()).mean();
+  return detail::debiased_rows(positive_logit, log_weighted, k, t, options.tau_plus()).mean();
 }
 
 }  // namespace functional

@@ -11,9 +11,10 @@
 /// β = 0 gives the debiased loss; β = 0 and τ⁺ = 0 InfoNCE (when the clamp is inactive). The
 /// weights are not detached (as in the official code).
 ///
-/// Shapes: positive (N) or (N, 1), negative (N, K) cosine scores → scalar. Evaluated in log space.
-/// Throws ConfigError for t <= 0, τ⁺ outside [0, 1) or β < 0, c10::Error for shape mismatches or an
-/// empty batch.
+/// Shapes: positive (N) or (N, 1), negative (N, K) cosine scores → scalar. Evaluated as the
+/// official code does, and again in log space when e^{s/t} overflows or underflows (see
+/// debiased.h). Throws ConfigError for t <= 0, τ⁺ outside [0, 1) or β < 0, c10::Error for shape
+/// mismatches or an empty batch.
 ///
 ///   auto loss = contra::loss::functional::hard_negative(pos, neg,
 ///   HardNegativeOptions().beta(1.0));

@@ -14,9 +14,11 @@ torch::Tensor info_nce_logits(const torch::Tensor& positive, const torch::Tensor
 
 torch::Tensor info_nce(const torch::Tensor& positive, const torch::Tensor& negative,
                        const InfoNCEOptions& options) {
-  torch::Tensor logits = info_nce_logits(positive, negative, options);
-  // -log softmax(logits)[:, 0]  ==  logsumexp(logits) - logits[:, 0]
-  return (torch::logsumexp(logits, 1) - logits.select(1, 0)).mean();
+  detail::validate(options, "info_nce");
+  torch::Tensor pos = detail::check_scores(positive, negative, "info_nce") / options.temperature();
+  // Cross-entropy with the positive in column 0, without building the (N, 1 + K) logits:
+  // ℓ = log(e^{s⁺/τ} + Σ e^{s⁻/τ}) − s⁺/τ = logaddexp(s⁺/τ, logsumexp(s⁻/τ)) − s⁺/τ.
+  return (torch::logaddexp(pos, logsumexp(negative / options.temperature(), 1)) - pos).mean();
 }
 
 torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& positive_key,
@@ -25,12 +27,15 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   detail::check_embeddings(query, "info_nce", "query");
   detail::check_same_shape(query, positive_key, "info_nce", "query", "positive_key");
   const auto dim = query.size(1);
-  torch::Tensor q = options.normalize() ? l2_normalize(query) : query;
+  const double inv_t = 1.0 / options.temperature();
+  // Queries already divided by τ (folded into the normalisation).
+  torch::Tensor qt = options.normalize() ? l2_normalize(query, -1, 1e-12, inv_t) : query * inv_t;
   torch::Tensor k = options.normalize() ? l2_normalize(positive_key) : positive_key;
   if (!negative_keys.defined()) {
     // In-batch: logits (N, N) = q kᵀ / τ, the positive of row i in column i.
-    torch::Tensor logits = torch::mm(q, k.t()) / options.temperature();
-    return (torch::logsumexp(logits, 1) - logits.diagonal()).mean();
+    // The positives' logits come from the (N, D) rows rather than the (N, N) diagonal, whose
+    // backward would fill a dense (N, N) gradient.
+    return (logsumexp(torch::mm(qt, k.t()), 1) - (qt * k).sum(1)).mean();
   }
   TORCH_CHECK((negative_keys.dim() == 2 && negative_keys.size(1) == dim) ||
                   (negative_keys.dim() == 3 && negative_keys.size(0) == query.size(0) &&
@@ -40,11 +45,13 @@ torch::Tensor info_nce_keys(const torch::Tensor& query, const torch::Tensor& pos
   TORCH_CHECK(negative_keys.size(-2) > 0, "info_nce: no negatives (negative_keys is ",
               negative_keys.sizes(), ")");
   torch::Tensor n = options.normalize() ? l2_normalize(negative_keys) : negative_keys;
-  torch::Tensor positive = (q * k).sum(1);  // (N)
+  // Logits already divided by τ (folded into the (N, D) queries), and no (N, 1 + M) concatenation:
+  // ℓ = log(e^{s⁺} + Σ e^{s⁻}) − s⁺ = logaddexp(s⁺, logsumexp(s⁻)) − s⁺.
+  torch::Tensor positive = (qt * k).sum(1);  // (N)
   torch::Tensor negative = negative_keys.dim() == 2
-                               ? torch::mm(q, n.t())                        // (N, M)
-                               : torch::bmm(n, q.unsqueeze(2)).squeeze(2);  // (N, M)
-  return info_nce(positive, negative, options);
+                               ? torch::mm(qt, n.t())                        // (N, M)
+                               : torch::bmm(n, qt.unsqueeze(2)).squeeze(2);  // (N, M)
+  return (torch::logaddexp(positive, logsumexp(negative, 1)) - positive).mean();
 }
 
 }  // namespace functional

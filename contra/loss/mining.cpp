@@ -28,7 +28,8 @@ torch::Tensor get_negatives(const torch::Tensor& features, const torch::Tensor& 
     // Uniform random order of the others: random keys, the query itself sorted last.
     torch::Tensor keys = torch::rand({b, b}, features.options().dtype(torch::kFloat));
     keys = keys.masked_fill(torch::eye(b, keys.options().dtype(torch::kBool)), 2.0);
-    torch::Tensor idx = keys.argsort(/*dim=*/1, /*descending=*/false).narrow(1, 0, options.num_random());  // (B, R)
+    torch::Tensor idx =
+        keys.argsort(/*dim=*/1, /*descending=*/false).narrow(1, 0, options.num_random());  // (B, R)
     parts.push_back(features.index_select(0, idx.reshape({-1}))
                         .view({b, options.num_random(), features.size(1)}));
   }

@@ -15,21 +15,19 @@ torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2,
   const int64_t n = z1.size(0);
   torch::Tensor z = torch::cat({z1, z2}, 0);  // (2N, D)
   if (options.normalize()) z = l2_normalize(z);
-  const double inv_t = 1.0 / options.temperature();
-  torch::Tensor logits = torch::mm(z, z.t()) * inv_t;  // (2N, 2N)
-  torch::Tensor self = torch::eye(2 * n, logits.options().dtype(torch::kBool));
-  // Positive of row i: the other view, column (i + N) mod 2N; read before masking the diagonal.
-  torch::Tensor partner =
-      torch::arange(2 * n, logits.options().dtype(torch::kLong)).add(n) % (2 * n);
-  torch::Tensor positive = logits.gather(1, partner.unsqueeze(1)).squeeze(1);
-  logits = logits.masked_fill(self, -std::numeric_limits<double>::infinity());
+  torch::Tensor keys = z;  // the 2N views, then the bank: (2N + M, D)
   if (memory_bank.defined()) {
     TORCH_CHECK(memory_bank.dim() == 2 && memory_bank.size(1) == z1.size(1),
                 "nt_xent: memory_bank must be (M, ", z1.size(1), "), got ", memory_bank.sizes());
-    torch::Tensor bank = options.normalize() ? l2_normalize(memory_bank) : memory_bank;
-    logits = torch::cat({logits, torch::mm(z, bank.t()) * inv_t}, 1);  // (2N, 2N + M)
+    keys = torch::cat({z, options.normalize() ? l2_normalize(memory_bank) : memory_bank}, 0);
   }
-  return (torch::logsumexp(logits, 1) - positive).mean();
+  torch::Tensor zt = z / options.temperature();
+  torch::Tensor logits = torch::mm(zt, keys.t());  // (2N, 2N + M)
+  // Drop k = i from the denominator (in place: the diagonal gets no gradient).
+  logits.diagonal().fill_(-std::numeric_limits<double>::infinity());
+  // Positive of row i: the other view, row (i + N) mod 2N of z, from the (2N, D) rows.
+  torch::Tensor positive = (zt * z.roll(n, 0)).sum(1);
+  return (logsumexp(logits, 1) - positive).mean();
 }
 
 }  // namespace functional

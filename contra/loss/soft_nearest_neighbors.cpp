@@ -16,14 +16,18 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 torch::Tensor soft_nearest_neighbors_from_distances(const torch::Tensor& distances,
                                                     const torch::Tensor& labels,
                                                     double temperature) {
-  const int64_t b = distances.size(0);
-  torch::Tensor pos = positive_mask(labels);
-  torch::Tensor valid = pos.any(1);
-  torch::Tensor self = torch::eye(b, pos.options());
-  torch::Tensor logits = (distances / -temperature).masked_fill(self, kNegInf);  // (b, b)
-  torch::Tensor all = torch::logsumexp(logits, 1);
-  torch::Tensor same = torch::logsumexp(logits.masked_fill(pos.logical_not(), kNegInf), 1);
-  return (all - same).masked_select(valid).mean();
+  torch::Tensor same = same_label_mask(labels);
+  torch::Tensor valid = same.sum(1) > 1;            // anchors with a same-class neighbour
+  torch::Tensor logits = distances / -temperature;  // (b, b)
+  logits.diagonal().fill_(kNegInf);                 // k ≠ i (in place: no gradient there)
+  // Σ_{j same class} of the pick probabilities (the diagonal's is 0), in linear space as Frosst et
+  // al.; where it underflows (small T), again in log space.
+  torch::Tensor picked = torch::softmax(logits, 1).masked_fill(same.logical_not(), 0).sum(1);
+  torch::Tensor kept = picked.masked_select(valid);
+  if (kept.min().item<double>() > detail::tiny_for(kept)) return -kept.log().mean();
+  torch::Tensor log_pick = torch::log_softmax(logits, 1);
+  torch::Tensor log_same = torch::logsumexp(log_pick.masked_fill(same.logical_not(), kNegInf), 1);
+  return -log_same.masked_select(valid).mean();
 }
 
 double soft_nearest_neighbors_best_temperature(const torch::Tensor& distances,

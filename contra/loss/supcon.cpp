@@ -41,15 +41,13 @@ torch::Tensor supcon(const torch::Tensor& features, const torch::Tensor& labels,
         "supcon: no anchor has a positive (got {} samples in {} classes, one view each)", m,
         num_classes(y)));
   }
-  torch::Tensor logits = torch::mm(f, f.t()) / options.temperature();  // (M, M)
-  torch::Tensor self = torch::eye(m, pos.options());
-  torch::Tensor log_denominator =
-      torch::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
-  // Mean over positives of log p = (Σ_p logits_ip) / |P(i)| − log Σ_{a≠i} e^{logits_ia}.
+  torch::Tensor logits = torch::mm(f / options.temperature(), f.t());  // (M, M)
+  logits.diagonal().fill_(-std::numeric_limits<double>::infinity());  // a ≠ i (no gradient there)
+  // log p_ip = logits_ip − log Σ_{a≠i} e^{logits_ia}, averaged over the positives p.
+  torch::Tensor log_prob = torch::log_softmax(logits, 1);
   torch::Tensor mean_log_prob =
-      logits.masked_fill(pos.logical_not(), 0).sum(1).masked_select(valid) /
-          num_pos.masked_select(valid).to(logits.scalar_type()) -
-      log_denominator.masked_select(valid);
+      log_prob.masked_fill(pos.logical_not(), 0).sum(1).masked_select(valid) /
+      num_pos.masked_select(valid).to(logits.scalar_type());
   return -(options.temperature() / options.base_temperature()) * mean_log_prob.mean();
 }
 

@@ -39,43 +39,82 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
       labels.size(0), num_classes(labels)));
 }
 
-torch::Tensor batch_all(const torch::Tensor& dist, const torch::Tensor& pos,
-                        const torch::Tensor& neg, const torch::Tensor& labels, double margin) {
-  // (a, p, n) → d(a, p) − d(a, n) + margin: (N, N, N)
-  torch::Tensor valid = pos.unsqueeze(2).logical_and(neg.unsqueeze(1));
-  const int64_t count = valid.sum().item<int64_t>();
+Distance distance_of(const TripletOptions& options) {
+  return options.squared() ? Distance::kSquaredEuclidean : Distance::kEuclidean;
+}
+
+// Every valid triplet. Non-positive pairs get d(a, p) = −inf and non-negatives d(a, n) = +inf, so
+// the (N, N, N) term max(0, d_ap + m − d_an) is 0 for them without a mask: 3 passes over N³.
+torch::Tensor batch_all(const torch::Tensor& x, const torch::Tensor& labels,
+                        const torch::Tensor& same, const TripletOptions& options) {
+  const int64_t n = x.size(0);
+  torch::Tensor n_same = same.sum(1);  // (N), the anchor included
+  const int64_t count = ((n_same - 1) * (n - n_same)).sum().item<int64_t>();
   if (count == 0) throw_no_triplet(labels);
-  torch::Tensor loss = (dist.unsqueeze(2) - dist.unsqueeze(1) + margin).clamp_min(0);
-  return loss.masked_fill(valid.logical_not(), 0).sum() / static_cast<double>(count);
+  torch::Tensor dist = pairwise_distance(x, x, distance_of(options));
+  torch::Tensor dap = (dist + options.margin()).masked_fill(same.logical_not(), -kInf);
+  dap.diagonal().fill_(-kInf);
+  torch::Tensor dan = dist.masked_fill(same, kInf);
+  return (dap.unsqueeze(2) - dan.unsqueeze(1)).clamp_min(0).sum() / static_cast<double>(count);
 }
 
-torch::Tensor batch_hard(const torch::Tensor& dist, const torch::Tensor& pos,
-                         const torch::Tensor& neg, const torch::Tensor& labels, double margin) {
-  torch::Tensor valid = pos.any(1).logical_and(neg.any(1));  // (N) anchors with both
-  if (!valid.any().item<bool>()) throw_no_triplet(labels);
-  torch::Tensor hardest_pos = std::get<0>(dist.masked_fill(pos.logical_not(), -kInf).max(1));
-  torch::Tensor hardest_neg = std::get<0>(dist.masked_fill(neg.logical_not(), kInf).min(1));
-  torch::Tensor loss = (hardest_pos - hardest_neg + margin).clamp_min(0);
-  return loss.masked_select(valid).mean();
+// Batch-hard and semi-hard pick one negative (and for batch-hard one positive) per term: the picks
+// are made on a distance matrix without gradient, and only the picked pairs' distances are
+// recomputed with gradient — O(N·D) backward instead of O(N²·D).
+torch::Tensor picked_loss(const torch::Tensor& x, const torch::Tensor& anchors,
+                          const torch::Tensor& positives, const torch::Tensor& negatives,
+                          const TripletOptions& options) {
+  torch::Tensor a = x.index_select(0, anchors);
+  torch::Tensor dap = paired_distance(a, x.index_select(0, positives), distance_of(options));
+  torch::Tensor dan = paired_distance(a, x.index_select(0, negatives), distance_of(options));
+  return (dap - dan + options.margin()).clamp_min(0).mean();
 }
 
-torch::Tensor semi_hard(const torch::Tensor& dist, const torch::Tensor& pos,
-                        const torch::Tensor& neg, const torch::Tensor& labels, double margin) {
-  torch::Tensor num_neg = neg.sum(1, /*keepdim=*/true);  // (N, 1)
-  torch::Tensor valid = pos.logical_and(num_neg > 0);    // (N, N) positive pairs (a, p)
-  if (!valid.any().item<bool>()) throw_no_triplet(labels);
-  // Each anchor's negative distances in ascending order, non-negatives (+inf) last: (N, N).
-  torch::Tensor sorted = std::get<0>(dist.masked_fill(neg.logical_not(), kInf).sort(1));
-  // First negative strictly farther than the positive: index into `sorted`, (N, N) over (a, p).
-  torch::Tensor first = torch::searchsorted(sorted, dist.contiguous(), /*out_int32=*/false,
-                                            /*right=*/true);
-  torch::Tensor exists = first < num_neg;
-  torch::Tensor nearest_farther = sorted.gather(1, first.clamp_max(dist.size(1) - 1));
-  // Fallback: the farthest negative, sorted[a, num_neg(a) − 1].
-  torch::Tensor farthest = sorted.gather(1, (num_neg - 1).clamp_min(0));  // (N, 1)
-  torch::Tensor chosen = torch::where(exists, nearest_farther, farthest);
-  torch::Tensor loss = (dist - chosen + margin).clamp_min(0);
-  return loss.masked_select(valid).mean();
+torch::Tensor batch_hard(const torch::Tensor& x, const torch::Tensor& labels,
+                         const torch::Tensor& same, const TripletOptions& options) {
+  const int64_t n = x.size(0);
+  torch::Tensor n_same = same.sum(1);
+  torch::Tensor anchors = ((n_same > 1).logical_and(n_same < n)).nonzero().squeeze(1);
+  if (anchors.numel() == 0) throw_no_triplet(labels);
+  torch::Tensor hardest_pos, hardest_neg;
+  {
+    torch::NoGradGuard no_grad;
+    torch::Tensor dist = pairwise_distance(x, x, distance_of(options));
+    torch::Tensor pos = dist.masked_fill(same.logical_not(), -kInf);
+    pos.diagonal().fill_(-kInf);
+    hardest_pos = pos.argmax(1);                           // farthest positive
+    hardest_neg = dist.masked_fill(same, kInf).argmin(1);  // nearest negative
+  }
+  return picked_loss(x, anchors, hardest_pos.index_select(0, anchors),
+                     hardest_neg.index_select(0, anchors), options);
+}
+
+torch::Tensor semi_hard(const torch::Tensor& x, const torch::Tensor& labels,
+                        const torch::Tensor& same, const TripletOptions& options) {
+  const int64_t n = x.size(0);
+  torch::Tensor num_neg = n - same.sum(1);  // (N)
+  // Positive pairs (a, p), a ≠ p, of anchors that have a negative.
+  torch::Tensor pairs_mask = same.logical_and(num_neg.gt(0).unsqueeze(1));
+  pairs_mask.diagonal().fill_(false);
+  torch::Tensor pairs = pairs_mask.nonzero();  // (P, 2)
+  if (pairs.size(0) == 0) throw_no_triplet(labels);
+  torch::Tensor a = pairs.select(1, 0), p = pairs.select(1, 1);
+  torch::Tensor chosen;
+  {
+    torch::NoGradGuard no_grad;
+    torch::Tensor dist = pairwise_distance(x, x, distance_of(options));
+    // Each anchor's negatives by distance, ascending; non-negatives (+inf) last: (N, N).
+    auto [sorted, order] = dist.masked_fill(same, kInf).sort(1);
+    // First negative strictly farther than the positive, per pair (P): searchsorted on the
+    // anchor's row. When there is none, the farthest negative (index num_neg − 1).
+    torch::Tensor first = torch::searchsorted(sorted, dist.contiguous(), /*out_int32=*/false,
+                                              /*right=*/true)
+                              .index({a, p});
+    torch::Tensor last = num_neg.index_select(0, a) - 1;
+    torch::Tensor slot = torch::where(first <= last, first, last);
+    chosen = order.index({a, slot});
+  }
+  return picked_loss(x, a, p, chosen, options);
 }
 
 }  // namespace
@@ -86,9 +125,8 @@ torch::Tensor triplet(const torch::Tensor& anchor, const torch::Tensor& positive
   detail::check_embeddings(anchor, "triplet", "anchor");
   detail::check_same_shape(anchor, positive, "triplet", "anchor", "positive");
   detail::check_same_shape(anchor, negative, "triplet", "anchor", "negative");
-  const Distance d = options.squared() ? Distance::kSquaredEuclidean : Distance::kEuclidean;
-  torch::Tensor dap = paired_distance(anchor, positive, d);
-  torch::Tensor dan = paired_distance(anchor, negative, d);
+  torch::Tensor dap = paired_distance(anchor, positive, distance_of(options));
+  torch::Tensor dan = paired_distance(anchor, negative, distance_of(options));
   return (dap - dan + options.margin()).clamp_min(0).mean();
 }
 
@@ -97,17 +135,14 @@ torch::Tensor triplet_mined(const torch::Tensor& embeddings, const torch::Tensor
   detail::validate(options, "triplet");
   detail::check_embeddings(embeddings, "triplet", "embeddings");
   detail::check_labels(labels, embeddings.size(0), "triplet");
-  const Distance d = options.squared() ? Distance::kSquaredEuclidean : Distance::kEuclidean;
-  torch::Tensor dist = pairwise_distance(embeddings, embeddings, d);  // (N, N)
-  torch::Tensor pos = positive_mask(labels);
-  torch::Tensor neg = negative_mask(labels);
+  torch::Tensor same = same_label_mask(labels);  // (N, N)
   switch (options.mining()) {
     case TripletMining::kBatchAll:
-      return batch_all(dist, pos, neg, labels, options.margin());
+      return batch_all(embeddings, labels, same, options);
     case TripletMining::kBatchHard:
-      return batch_hard(dist, pos, neg, labels, options.margin());
+      return batch_hard(embeddings, labels, same, options);
     case TripletMining::kSemiHard:
-      return semi_hard(dist, pos, neg, labels, options.margin());
+      return semi_hard(embeddings, labels, same, options);
   }
   throw ConfigError("triplet: unknown mining");
 }

@@ -9,17 +9,18 @@
 /// - explicit triplets: anchor, positive, negative (N, D) → mean over the N triplets;
 /// - mined from labels within a batch: embeddings (N, D), labels (N) →
 ///   * batch_all: mean over every valid triplet (a ≠ p, y_a = y_p, y_n ≠ y_a), zero-loss ones
-///     included (O(N³) memory);
+///     included (O(N³) time and memory);
 ///   * batch_hard: per anchor, the farthest positive and the nearest negative; mean over anchors
 ///     with at least one of each;
-///   * semi_hard (FaceNet §3.2): per positive pair (a, p), the nearest negative farther from a than
-///   p
-///     (d(a, n) > d(a, p)); when there is none, the farthest negative (as
+///   * semi_hard (FaceNet §3.2): per positive pair (a, p), the nearest negative farther from a
+///     than p (d(a, n) > d(a, p)); when there is none, the farthest negative (as
 ///     tfa.losses.TripletSemiHardLoss does); mean over the positive pairs of anchors that have a
 ///     negative.
-/// Distances have zero gradient at 0, so identical embeddings stay finite. Throws ConfigError for
-/// margin < 0, c10::Error for shape mismatches or an empty batch, and DataError when the labels
-/// give no valid triplet (every anchor lacks a positive or a negative).
+/// Batch-hard and semi-hard pick their pairs on a distance matrix without gradient and recompute
+/// only the picked distances with gradient (O(N·D) backward). Distances have zero gradient at 0, so
+/// identical embeddings stay finite. Throws ConfigError for margin < 0, c10::Error for shape
+/// mismatches or an empty batch, and DataError when the labels give no valid triplet (every anchor
+/// lacks a positive or a negative).
 ///
 ///   auto opts = TripletOptions().margin(0.2).mining(TripletMining::kSemiHard);
 ///   auto loss = contra::loss::functional::triplet_mined(embeddings, labels, opts);
