@@ -8,9 +8,11 @@
 /// over all positive pairs P (i < j with the same label, each unordered pair once) and, for each,
 /// all negatives N of both ends; D the Euclidean distance, α the margin.
 ///
-/// Shapes: embeddings (N, D), labels (N) → scalar. Log-sum-exp keeps it finite for any distances.
-/// Throws ConfigError for margin < 0, c10::Error for shape mismatches or an empty batch, DataError
-/// when the batch has no positive pair or only one class.
+/// Shapes: embeddings (N, D), labels (N) → scalar. The negatives' sums are taken as the official
+/// code does (e^{α − D}, linear space) and again with log-sum-exp when they leave the
+/// floating-point range, so the loss is finite for any distances; J is evaluated on the positive
+/// pairs only. Throws ConfigError for margin < 0, c10::Error for shape mismatches or an empty
+/// batch, DataError when the batch has no positive pair or only one class.
 ///
 ///   auto loss = contra::loss::functional::lifted_structured(x, labels,
 ///                                                           LiftedStructuredOptions().margin(1.0));

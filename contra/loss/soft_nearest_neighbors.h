@@ -14,7 +14,9 @@
 ///
 /// Shapes: embeddings (b, D), labels (b) → scalar. Anchors whose class has no other sample in the
 /// batch are left out of the mean (their term is +∞ in the formula); b counts the others.
-/// Log-sum-exp keeps it finite for small T and identical embeddings. Throws ConfigError for T <= 0,
+/// The same-class pick probabilities are summed in linear space (softmax) as Frosst et al. do, and
+/// again in log space when a sum underflows (small T), so the loss stays finite for small T and
+/// identical embeddings. Throws ConfigError for T <= 0,
 /// c10::Error for shape mismatches or an empty batch, DataError when no anchor has a same-class
 /// neighbour.
 ///

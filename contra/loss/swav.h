@@ -8,10 +8,11 @@
 ///   ℓ = 1/|assign| Σ_{a∈assign} 1/(V−1) Σ_{v≠a} −(1/B) Σ_b Σ_k q^a_bk log softmax(s^v_b / τ)_k
 ///
 /// Shapes: scores (V, B, K) — the dot products of V views' normalised embeddings with the K
-/// normalised prototypes → scalar. Codes carry no gradient. Sinkhorn-Knopp runs in log space, so a
-/// small ε does not overflow. With equal scores everywhere the loss is log K. Throws ConfigError
-/// for τ <= 0, ε <= 0, fewer than 1 iteration, no or out-of-range assignment views; c10::Error for
-/// shapes (V < 2, an empty batch).
+/// normalised prototypes → scalar. Codes carry no gradient. Sinkhorn-Knopp runs as the official
+/// code (exponentials shifted by the largest score, so they cannot overflow) and again in log space
+/// when a prototype's or a sample's exponentials all underflow (small ε). With equal scores
+/// everywhere the loss is log K. Throws ConfigError for τ <= 0, ε <= 0, fewer than 1 iteration, no
+/// or out-of-range assignment views; c10::Error for shapes (V < 2, an empty batch).
 ///
 ///   auto scores = torch::stack({z1.mm(protos.t()), z2.mm(protos.t())});   // (2, B, K)
 ///   auto loss = contra::loss::functional::swav(scores);
