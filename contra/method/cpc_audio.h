@@ -20,7 +20,7 @@ struct CpcEncoderConfig {
   std::vector<int64_t> kernels{10, 8, 4, 4, 4};
   std::vector<int64_t> strides{5, 4, 2, 2, 2};
   std::vector<int64_t> paddings{3, 2, 1, 1, 1};
-  std::string norm = "layer";
+  std::string norm = "batch";
   std::string precision = "float32";
   template <class V>
   void visit(V& v) {
@@ -28,7 +28,7 @@ struct CpcEncoderConfig {
     v("kernels", kernels, "kernel size per layer");
     v("strides", strides, "stride per layer (product = samples per frame)");
     v("paddings", paddings, "padding per layer");
-    v("norm", norm, "none | batch | layer (per-frame channel norm, CPC_audio's default)");
+    v("norm", norm, "batch (default) | layer (per-frame channel norm, CPC_audio's default) | none");
     v("precision", precision,
       "float32 | bfloat16: compute dtype of the conv stack (parameters stay float32)");
   }
