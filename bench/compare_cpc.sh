@@ -38,10 +38,10 @@ rows=[json.loads(l) for l in sys.stdin]
 print(sum(r["items_per_s"] for r in rows)/len(rows))')
   echo "$wps $(( $(cat "$out/mem") / 1024 ))"
 }
-run_python() {  # threads formulation env -> "windows_per_s peak_mb"
+run_python() {  # threads formulation env [--bf16] -> "windows_per_s peak_mb"
   local t=$1 f=$2 env=$3
   env $env $py bench/python/cpc_reference.py --threads "$t" --steps "$STEPS" --warmup "$WARMUP" \
-    --formulation "$f" 2>/dev/null | $py -c 'import json,sys; d=json.load(sys.stdin); print(d["windows_per_s"], int(d["peak_rss_mb"]))'
+    --formulation "$f" ${4:-} 2>/dev/null | $py -c 'import json,sys; d=json.load(sys.stdin); print(d["windows_per_s"], int(d["peak_rss_mb"]))'
 }
 row() {  # threads name windows/s peak_mb best_windows/s
   $py -c 'import sys; t,n,w,m,b=sys.argv[1:]; w=float(w); print(f"| {t} | {n} | {w:.2f} | {8000/w:.0f} | {m} | {w/float(b):.2f}x |")' "$@"
@@ -51,11 +51,14 @@ for t in 1 2; do
   read -r best best_mem < <(run_python "$t" best "GLIBC_TUNABLES=$tunables")
   read -r style style_mem < <(run_python "$t" cpc_audio "GLIBC_TUNABLES=$tunables")
   read -r plain plain_mem < <(run_python "$t" best "")
+  read -r pb16 pb16_mem < <(run_python "$t" best "GLIBC_TUNABLES=$tunables" --bf16)
   read -r c32 c32_mem < <(run_contra "$t" float32)
   read -r c16 c16_mem < <(run_contra "$t" bfloat16)
   row "$t" "Python, CPC_audio style (tuned malloc)" "$style" "$style_mem" "$best"
   row "$t" "Python, best formulation (tuned malloc)" "$best" "$best_mem" "$best"
   row "$t" "Python, best formulation (default malloc)" "$plain" "$plain_mem" "$best"
   row "$t" "contra train (fp32, as shipped)" "$c32" "$c32_mem" "$best"
+  row "$t" "Python, best formulation, bf16 W_k + scoring (tuned malloc)" "$pb16" "$pb16_mem" "$best"
   row "$t" "contra train (loss.precision bfloat16)" "$c16" "$c16_mem" "$best"
+  row "$t" "contra bf16 vs Python bf16" "$c16" "$c16_mem" "$pb16"
 done

@@ -2,7 +2,7 @@
 """The paper-size CPC training step in PyTorch-Python, for side-by-side comparison with contra.
 
 Same model as contra's CpcAudio defaults: 5-layer strided Conv1d encoder (kernels 10,8,4,4,4, strides
-5,4,2,2,2, paddings 3,2,1,1,1; per-frame channel LayerNorm; ReLU), 1-layer GRU, one linear W_k per
+5,4,2,2,2, paddings 3,2,1,1,1; BatchNorm, or with `--norm layer` per-frame channel LayerNorm; ReLU), 1-layer GRU, one linear W_k per
 step (no bias, fused into one Linear H -> K*C), InfoNCE with temperature 1 and `--negatives` negatives
 drawn uniformly from all frames of the minibatch except the positive (independently for every k),
 anchors t in [0, T-k), Adam lr 2e-4.
@@ -11,8 +11,8 @@ Formulations of the loss (same sampled negatives, same logits):
   cpc_audio  negative vectors materialised (z[idx] -> (M, N, C)), then scored (einsum), as CPC_audio does
   best       one matrix product per step k (predictions x all frames), then gather the sampled scores
   none       encoder + GRU forward/backward only (no loss; sum of c as a stand-in)
-`--bf16` runs the scoring products of `best` in bfloat16 (fp32 accumulation), as contra's
-`loss.precision: bfloat16`.
+`--bf16` runs the W_k product and the scoring products of `best` in bfloat16 (fp32 accumulation), as
+contra's `loss.precision: bfloat16`.
 
 Run with Debian's torch (/usr/bin/python3, torch 1.13). For the allocator-tuned numbers run it as
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=17179869184:glibc.malloc.top_pad=1073741824 \\
@@ -33,17 +33,22 @@ import torch.nn.functional as F
 
 class Encoder(nn.Module):
     def __init__(self, channels=256, kernels=(10, 8, 4, 4, 4), strides=(5, 4, 2, 2, 2),
-                 paddings=(3, 2, 1, 1, 1)):
+                 paddings=(3, 2, 1, 1, 1), norm="batch"):
         super().__init__()
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
+        self.layer = norm == "layer"
         cin = 1
         for k, s, p in zip(kernels, strides, paddings):
             self.convs.append(nn.Conv1d(cin, channels, k, stride=s, padding=p))
-            self.norms.append(nn.LayerNorm(channels))
+            self.norms.append(nn.LayerNorm(channels) if self.layer else nn.BatchNorm1d(channels))
             cin = channels
 
     def forward(self, x):  # (B, 1, S) -> (B, T, C)
+        if not self.layer:
+            for conv, norm in zip(self.convs, self.norms):
+                x = F.relu(norm(conv(x)))
+            return x.transpose(1, 2)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = F.relu(norm(conv(x).transpose(1, 2)))
             if i + 1 < len(self.convs):
@@ -52,9 +57,10 @@ class Encoder(nn.Module):
 
 
 class Cpc(nn.Module):
-    def __init__(self, channels=256, hidden=256, steps=12):
+    def __init__(self, channels=256, hidden=256, steps=12, norm="batch", bf16=False):
         super().__init__()
-        self.encoder = Encoder(channels)
+        self.encoder = Encoder(channels, norm=norm)
+        self.bf16 = bf16
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.predictor = nn.Linear(hidden, steps * channels, bias=False)
         self.steps = steps
@@ -63,7 +69,11 @@ class Cpc(nn.Module):
         z = self.encoder(x)
         c, _ = self.gru(z)
         B, T, C = z.shape
-        return z, c, self.predictor(c).view(B, T, self.steps, C)
+        if self.bf16:
+            pred = F.linear(c.bfloat16(), self.predictor.weight.bfloat16())
+        else:
+            pred = self.predictor(c)
+        return z, c, pred.view(B, T, self.steps, C)
 
 
 def sample_batch_negatives(positive, pool, count):
@@ -83,6 +93,8 @@ def cpc_loss(z, pred, negatives, formulation, bf16=False):
         neg = sample_batch_negatives(positive, B * T, negatives)
         cols = torch.cat([positive.unsqueeze(1), neg], 1)  # (M, 1 + N)
         p = pred[:, :Tk, k - 1].reshape(B * Tk, C)
+        if not bf16:
+            p = p.float()
         if formulation == "cpc_audio":
             candidates = z_flat[cols]  # (M, 1 + N, C) materialised
             logits = torch.einsum("mc,mnc->mn", p, candidates)
@@ -106,11 +118,12 @@ def main():
     ap.add_argument("--channels", type=int, default=256)
     ap.add_argument("--formulation", choices=["cpc_audio", "best", "none"], default="best")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--norm", choices=["batch", "layer"], default="batch")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = Cpc(args.channels, args.channels)
+    model = Cpc(args.channels, args.channels, norm=args.norm, bf16=args.bf16)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     x = torch.randn(args.batch, 1, args.window)
     loss_time = 0.0
@@ -137,7 +150,7 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "implementation": "pytorch-python", "formulation": args.formulation, "bf16": args.bf16,
-        "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
+        "norm": args.norm, "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
         "window": args.window, "negatives": args.negatives, "steps": args.steps,
         "windows_per_s": round(args.batch * args.steps / elapsed, 3),
         "ms_per_step": round(1000 * elapsed / args.steps, 1),

@@ -9,6 +9,8 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <ATen/Context.h>
@@ -88,6 +90,7 @@ RuntimeInfo runtime_info(bool measure) {
   info.cuda = torch::cuda::is_available();
   info.cuda_devices = info.cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.allocator_tuned = g_allocator_tuned.load();
+  info.fast_bf16 = cpu_has_fast_bf16();
 
   std::string blas;
   dl_iterate_phdr(find_blas, &blas);
@@ -131,6 +134,30 @@ RuntimeInfo runtime_info(bool measure) {
     info.matmul_gflops = 2.0 * 512 * 512 * 512 * reps / elapsed / 1e9;
   }
   return info;
+}
+
+bool cpu_has_fast_bf16() {
+  static const bool fast = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line);
+      std::string w;
+      while (words >> w) {
+        if (w == "amx_bf16" || w == "avx512_bf16") return true;
+      }
+      return false;  // the first CPU's flags speak for all
+    }
+    return false;
+  }();
+  return fast;
+}
+
+bool resolve_bf16(const std::string& precision, const c10::Device& device) {
+  if (precision == "bfloat16") return true;
+  if (precision == "auto") return device.is_cpu() && cpu_has_fast_bf16();
+  return false;
 }
 
 }  // namespace contra

@@ -23,6 +23,15 @@ c10::Device parse_device(const std::string& name);
 /// Seeds LibTorch's CPU (and CUDA) generators.
 void seed_everything(std::uint64_t seed);
 
+/// True when this CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16, from
+/// /proc/cpuinfo's flags on Linux; false elsewhere). Without them bf16 products are emulated and
+/// slower than float32. Cached after the first call.
+bool cpu_has_fast_bf16();
+
+/// Resolves a precision setting "float32" | "bfloat16" | "auto" for tensors on `device`: "auto" is
+/// bfloat16 on a CPU with cpu_has_fast_bf16(), float32 otherwise (and on GPUs). Returns true for bf16.
+bool resolve_bf16(const std::string& precision, const c10::Device& device);
+
 /// What `contra env` reports.
 struct RuntimeInfo {
   std::string contra_version;
@@ -38,6 +47,7 @@ struct RuntimeInfo {
   bool cuda = false;
   int cuda_devices = 0;
   bool allocator_tuned = false;
+  bool fast_bf16 = false;  // cpu_has_fast_bf16()
 };
 
 /// Collects the facts above; `measure` times a matmul (~0.1 s).

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "contra/core/runtime.h"
 #include "contra/loss/info_nce.h"
+#include "contra/method/sampled_scores.h"
 
 namespace contra::method {
 
@@ -41,8 +43,8 @@ void CpcPredictorConfig::validate() const {
 
 void CpcLossConfig::validate() const {
   check<ConfigError>(temperature > 0, "temperature: must be > 0 (got {})", temperature);
-  check<ConfigError>(precision == "float32" || precision == "bfloat16",
-                     "precision: must be float32 or bfloat16 (got '{}')", precision);
+  check<ConfigError>(precision == "float32" || precision == "bfloat16" || precision == "auto",
+                     "precision: must be float32, bfloat16 or auto (got '{}')", precision);
 }
 
 void CpcNegativesConfig::validate() const {
@@ -197,63 +199,6 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
   return {};
 }
 
-namespace {
-
-/// out = (P Fᵀ).gather(1, idx) with a sparse backward: the gradient has only M·J non-zeros, so
-/// dP = Σ_j g_ij F[idx_ij] and dF[n] = Σ_{idx_ij = n} g_ij P_i are weighted row sums
-/// (embedding_bag), M·J·C multiply-adds each instead of the two dense (M × F) × (F × C) products
-/// autograd would run.
-struct SampledScoresFunction : public torch::autograd::Function<SampledScoresFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& p,
-                               const torch::Tensor& f, const torch::Tensor& index) {
-    ctx->save_for_backward({p, f, index});
-    return torch::mm(p, f.t()).gather(1, index);  // (M, F) → (M, J)
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    namespace F = torch::nn::functional;
-    auto saved = ctx->get_saved_variables();
-    const auto &p = saved[0], &f = saved[1], &index = saved[2];
-    auto g = grads[0].contiguous();
-    torch::Tensor dp, df;
-    if (ctx->needs_input_grad(0)) {
-      dp = F::embedding_bag(index, f,
-                            F::EmbeddingBagFuncOptions().mode(torch::kSum).per_sample_weights(g));
-    }
-    if (ctx->needs_input_grad(1)) {
-      // Bags = frames: sort the (M·J) entries by frame; bag n holds the anchors that sampled n.
-      auto flat = index.flatten();
-      auto order = std::get<1>(flat.sort());
-      auto anchors = torch::div(order, index.size(1), "floor");
-      auto counts = torch::bincount(flat, {}, f.size(0));
-      df = F::embedding_bag(anchors, p,
-                            F::EmbeddingBagFuncOptions()
-                                .offsets(counts.cumsum(0) - counts)
-                                .mode(torch::kSum)
-                                .per_sample_weights(g.flatten().index_select(0, order)));
-    }
-    return {dp, df, torch::Tensor()};
-  }
-};
-
-}  // namespace
-
-torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tensor& frames,
-                             const torch::Tensor& index) {
-  TORCH_CHECK(predictions.dim() == 2 && frames.dim() == 2 && predictions.size(1) == frames.size(1),
-              "sampled_scores: predictions (M, C) and frames (F, C) expected, got ",
-              predictions.sizes(), " and ", frames.sizes());
-  TORCH_CHECK(index.dim() == 2 && index.size(0) == predictions.size(0),
-              "sampled_scores: index must be (M, J), got ", index.sizes());
-  const bool wide =
-      predictions.scalar_type() == torch::kFloat || predictions.scalar_type() == torch::kDouble;
-  if (wide && frames.scalar_type() == predictions.scalar_type()) {
-    return SampledScoresFunction::apply(predictions, frames, index);
-  }
-  // bf16: the dense products run on AMX/bf16 units and beat the row-sum backward.
-  return torch::mm(predictions, frames.t()).gather(1, index);
-}
-
 // ---- the method ---------------------------------------------------------------------------------
 
 CpcAudio::CpcAudio(CpcAudioConfig config) : config_(std::move(config)) {
@@ -281,7 +226,8 @@ CpcAudio::CpcAudio(CpcAudioConfig config) : config_(std::move(config)) {
                                                         .steps(p.steps)
                                                         .head(p.head)
                                                         .bias(p.bias)
-                                                        .heads(p.heads)));
+                                                        .heads(p.heads)
+                                                        .precision(config_.loss.precision)));
   if (mode_ == NegativeMode::kHard) {
     bank_ = register_buffer("bank", torch::zeros({config_.negatives.bank_size, e.channels}));
     bank_next_ = register_buffer("bank_next", torch::zeros({}, torch::kLong));
@@ -365,7 +311,7 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
   const int64_t T = z.size(1), C = z.size(2);
   auto z_flat = z.reshape({B * T, C});
   // Scoring operands: bf16 halves the bytes and runs on AMX/bf16 units; scores return to float32.
-  const bool bf16 = config_.loss.precision == "bfloat16";
+  const bool bf16 = resolve_bf16(config_.loss.precision, z.device());
   auto z_score = bf16 ? z.to(torch::kBFloat16) : z;
   auto z_flat_score = bf16 ? z_flat.to(torch::kBFloat16) : z_flat;
   // Per-step views through unbind: its backward stacks the K gradients once, where select/narrow

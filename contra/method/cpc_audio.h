@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "contra/core/error.h"
+#include "contra/method/sampled_scores.h"
 #include "contra/method/method.h"
 #include "contra/nn/context_network.h"
 #include "contra/nn/conv_encoder.h"
@@ -79,8 +80,10 @@ struct CpcLossConfig {
   void visit(V& v) {
     v("temperature", temperature, "InfoNCE temperature on raw dot products (> 0; CPC 1.0)");
     v("precision", precision,
-      "float32 | bfloat16: dtype of the scoring matrix products (bf16 inputs, fp32 accumulation; "
-      "the softmax stays float32). bfloat16 is ~25x faster on CPUs with AMX");
+      "float32 | bfloat16 | auto (bf16 on CPUs with AMX/AVX512-BF16, else float32): dtype of the "
+      "W_k product and the scoring products (bf16 inputs, fp32 "
+      "accumulation; the softmax stays float32; parameters stay float32). Several times faster on "
+      "CPUs with AMX / AVX-512-BF16, slower on CPUs without; see docs/cpc.md for its accuracy");
   }
   void validate() const;
 };
@@ -149,13 +152,7 @@ int64_t available_negatives(NegativeMode mode, int64_t batch, int64_t frames,
 torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive, int64_t batch,
                                int64_t frames, int64_t count, const torch::Tensor& labels = {});
 
-/// Scores of sampled frames: out[i, j] = predictions[i] · frames[index[i, j]] without materialising
-/// the gathered vectors: one matrix product predictions (M, C) × frames^T (C, F) → (M, F), then a
-/// gather. predictions (M, C), frames (F, C), index (M, J) int64 → (M, J). Differentiable in both
-/// inputs; for float32/float64 the backward is sparse (embedding_bag row sums over the M·J sampled
-/// pairs instead of two dense (M × F) products), for bf16 it is the dense one (AMX is faster).
-torch::Tensor sampled_scores(const torch::Tensor& predictions, const torch::Tensor& frames,
-                             const torch::Tensor& index);
+// sampled_scores(predictions, frames, index): contra/method/sampled_scores.h
 
 /// CPC for audio: z = g_enc(x) (ConvEncoder), c = g_ar(z) (ContextNetwork), ẑ_{t+k} = W_k c_t
 /// (CpcPredictor), and per step k the InfoNCE loss

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/core/runtime.h"
 #include "contra/nn/context_network.h"
 
 namespace contra::nn {
@@ -21,6 +22,10 @@ CpcPredictorImpl::CpcPredictorImpl(CpcPredictorOptions options_) : options(std::
                        "cpc_predictor: heads must divide context_size (got heads {}, size {})",
                        options.heads(), options.context_size());
   }
+  check<ConfigError>(options.precision() == "float32" || options.precision() == "bfloat16" ||
+                         options.precision() == "auto",
+                     "cpc_predictor: precision must be float32, bfloat16 or auto (got '{}')",
+                     options.precision());
   reset();
 }
 
@@ -47,7 +52,14 @@ torch::Tensor CpcPredictorImpl::forward(const torch::Tensor& context) {
     auto mask = functional::causal_mask(context.size(1), context.options());
     h = shared_->forward(context.transpose(0, 1), mask).transpose(0, 1);
   }
-  return linear_->forward(h).reshape(
+  torch::Tensor out;
+  if (resolve_bf16(options.precision(), context.device())) {
+    auto bf16 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kBFloat16) : t; };
+    out = torch::linear(bf16(h), bf16(linear_->weight), bf16(linear_->bias));
+  } else {
+    out = linear_->forward(h);
+  }
+  return out.reshape(
       {context.size(0), context.size(1), options.steps(), options.encoder_size()});
 }
 

@@ -120,6 +120,28 @@ TEST_F(CpcAudioTest, SampledScoresMatchNaiveLoop) {
   EXPECT_TRUE(torch::allclose(g[1], gr[1], 1e-5, 1e-5));
 }
 
+TEST_F(CpcAudioTest, SampledScoresKernelsCoverVectorTailsAndRepeatedRows) {
+  // C = 37: two 16-lane blocks and a 5-wide tail; many anchors sample the same frames, so the
+  // scatter backward accumulates into shared rows.
+  for (int64_t C : {16, 37}) {
+    auto p = torch::randn({300, C}, torch::requires_grad());
+    auto f = torch::randn({7, C}, torch::requires_grad());
+    auto idx = torch::randint(0, 7, {300, 11}, torch::kLong);
+    auto s = sampled_scores(p, f, idx);
+    auto ref = torch::einsum("mc,mjc->mj", {p, f.index({idx})});
+    EXPECT_TRUE(torch::allclose(s, ref, 1e-4, 1e-4)) << C;
+    auto w = torch::randn({300, 11});
+    auto g = torch::autograd::grad({(s * w).sum()}, {p, f});
+    auto gr = torch::autograd::grad({(ref * w).sum()}, {p, f});
+    EXPECT_TRUE(torch::allclose(g[0], gr[0], 1e-4, 1e-4)) << C;
+    EXPECT_TRUE(torch::allclose(g[1], gr[1], 1e-3, 1e-3)) << C;
+  }
+  // Out-of-range rows are rejected, not read.
+  auto p = torch::randn({2, 4}), f = torch::randn({3, 4});
+  EXPECT_THROW(sampled_scores(p, f, torch::tensor({{0, 3}, {1, 2}})), c10::Error);
+  EXPECT_THROW(sampled_scores(p, f, torch::tensor({{0, -1}, {1, 2}})), c10::Error);
+}
+
 TEST_F(CpcAudioTest, SampledScoresFiniteDifferenceGradientInDouble) {
   auto opts = torch::TensorOptions().dtype(torch::kDouble);
   auto p = torch::randn({4, 3}, opts).requires_grad_();
@@ -314,7 +336,7 @@ TEST_F(CpcAudioTest, HardModeBankIsAFifoBuffer) {
   cfg.negatives.bank_size = 80;
   CpcAudio cpc(cfg);
   auto buffers = cpc.named_buffers();
-  ASSERT_EQ(buffers.size(), 3u);
+  ASSERT_EQ(cpc.named_buffers(/*recurse=*/false).size(), 3u);  // bank, bank_next, bank_filled
   EXPECT_EQ(buffers["bank"].sizes(), (std::vector<int64_t>{80, 16}));
   Batch batch;
   batch.input = torch::randn({2, 1, 4000});  // 50 frames a step
