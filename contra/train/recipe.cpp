@@ -64,7 +64,8 @@ void AudioAugmentConfig::validate() const {
 }
 
 Recipe load_recipe(const ConfigTree& tree) {
-  tree.check_sections({"run", "data", "corpus", "method", "augment", "train", "optim", "probe"});
+  tree.check_sections(
+      {"run", "data", "corpus", "method", "augment", "train", "optim", "probe", "finetune"});
   Recipe r;
   r.tree = tree;
   r.run = tree.get<RunConfig>("run");
@@ -74,6 +75,7 @@ Recipe load_recipe(const ConfigTree& tree) {
   r.train = tree.get<TrainConfig>("train");
   r.optim = tree.get<OptimConfig>("optim");
   r.probe = tree.get<eval::SpeechProbeConfig>("probe");
+  r.finetune = tree.get<eval::FinetuneConfig>("finetune");
   method::make_method(tree);  // validates the method section (name and keys) now, not mid-run
   return r;
 }
@@ -89,6 +91,7 @@ std::string Recipe::resolved_yaml() const {
   root["train"] = to_yaml(train);
   root["optim"] = to_yaml(optim);
   root["probe"] = to_yaml(probe);
+  root["finetune"] = to_yaml(finetune);
   return yaml_text(root);
 }
 
@@ -222,6 +225,101 @@ std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::strin
                                checkpoint, meta.step, r.probe.features) +
                    eval::speech_probe_markdown(rows, r.probe.hidden > 0);
   write_file_atomic(out_dir + "/results.md", md);
+  return rows;
+}
+
+namespace {
+/// A typed config section as a JSON object (key order of visit()).
+struct JsonWriter {
+  nlohmann::json& out;
+  template <class T>
+  void operator()(const char* key, const T& value, const char* /*doc*/ = "") {
+    out[key] = value;
+  }
+};
+
+nlohmann::json finetune_json(const eval::FinetuneResult& r) {
+  return {{"test_accuracy", r.test_accuracy},
+          {"last_batch_train_accuracy", r.train_accuracy},
+          {"first_loss", r.losses.empty() ? 0.0 : r.losses.front()},
+          {"last_loss", r.losses.empty() ? 0.0 : r.losses.back()},
+          {"chance_accuracy", r.chance_accuracy},
+          {"seconds", r.seconds}};
+}
+}  // namespace
+
+std::vector<eval::FinetuneRow> finetune_recipe(const Recipe& r, const std::string& checkpoint,
+                                               const std::string& out_dir) {
+  r.finetune.validate();
+  set_threads(static_cast<int>(r.train.threads));
+  SpeechData d = open_speech_data(r);
+  if (!d.alignments) {
+    throw DataError(
+        fmt::format("finetune: no phone alignments at '{}'", r.data.path(r.data.alignments)));
+  }
+  const c10::Device device = parse_device(r.train.device);
+  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+  std::vector<eval::FinetuneRow> rows;
+  for (double fraction : r.finetune.fractions) {
+    eval::FinetuneRow row;
+    row.fraction = fraction;
+    const auto subset = eval::labelled_subset(*d.dataset, d.train_ids, fraction,
+                                              static_cast<std::uint64_t>(r.finetune.seed));
+    log().info("finetune {:g}%: {} labelled utterances, pretrained ({} steps)", 100 * fraction,
+               subset.size(), meta.step);
+    {
+      auto model = method::make_method(r.tree);
+      load_checkpoint(checkpoint, *model);
+      row.pretrained = eval::finetune_phones(*model, *d.dataset, *d.alignments, subset, d.test_ids,
+                                             r.finetune, 0, device);
+    }
+    log().info("finetune {:g}%: pretrained {:.1f}% ({:.0f} s)", 100 * fraction,
+               100 * row.pretrained.test_accuracy, row.pretrained.seconds);
+    if (r.finetune.scratch) {
+      seed_everything(static_cast<std::uint64_t>(r.train.seed));  // the pretrained run's init
+      auto model = method::make_method(r.tree);
+      row.scratch = eval::finetune_phones(*model, *d.dataset, *d.alignments, subset, d.test_ids,
+                                          r.finetune, r.finetune.scratch_encoder_lr, device);
+      row.has_scratch = true;
+      log().info("finetune {:g}%: from scratch {:.1f}% ({:.0f} s)", 100 * fraction,
+                 100 * row.scratch.test_accuracy, row.scratch.seconds);
+    }
+    rows.push_back(std::move(row));
+  }
+
+  nlohmann::json config = nlohmann::json::object();
+  JsonWriter writer{config};
+  const_cast<eval::FinetuneConfig&>(r.finetune).visit(writer);  // visit only reads
+  nlohmann::json rows_json = nlohmann::json::array();
+  for (const auto& row : rows) {
+    nlohmann::json j = {{"fraction", row.fraction},
+                        {"labelled_utterances", row.pretrained.train_utterances},
+                        {"labelled_frames", row.pretrained.train_frames},
+                        {"test_utterances", row.pretrained.test_utterances},
+                        {"test_frames", row.pretrained.test_frames},
+                        {"phone_classes", row.pretrained.classes},
+                        {"pretrained", finetune_json(row.pretrained)},
+                        {"pretrained_accuracy", row.pretrained.test_accuracy},
+                        {"seconds", row.pretrained.seconds}};
+    if (row.has_scratch) {
+      j["scratch"] = finetune_json(row.scratch);
+      j["scratch_accuracy"] = row.scratch.test_accuracy;
+      j["seconds"] = row.pretrained.seconds + row.scratch.seconds;
+    }
+    rows_json.push_back(j);
+  }
+  nlohmann::json results = {
+      {"checkpoint", checkpoint}, {"step", meta.step}, {"finetune", config}, {"rows", rows_json}};
+  make_dirs(out_dir);
+  write_file_atomic(out_dir + "/results_finetune.json", results.dump(2) + "\n");
+  std::string md =
+      fmt::format(
+          "# Fine-tuning results\n\ncheckpoint `{}` (step {}); encoder + linear phone head on "
+          "`{}` features, {} steps of {} crops of {} samples, lr {:g} (encoder) / {:g} (head)\n\n",
+          checkpoint, meta.step, r.finetune.features, r.finetune.steps, r.finetune.batch_size,
+          r.finetune.window, r.finetune.encoder_lr, r.finetune.head_lr) +
+      eval::finetune_markdown(rows);
+  write_file_atomic(out_dir + "/results_finetune.md", md);
   return rows;
 }
 

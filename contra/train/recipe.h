@@ -1,6 +1,6 @@
 #pragma once
 /// A recipe: one YAML file with every setting of a run (DESIGN.md §4), resolved once into typed
-/// sections. Sections: run, data, corpus, method, augment, train, optim, probe.
+/// sections. Sections: run, data, corpus, method, augment, train, optim, probe, finetune.
 ///
 ///   Recipe r = load_recipe(ConfigTree::load_file("configs/cpc_speech.yaml"));
 ///   TrainSummary s = train_recipe(r, /*resume=*/false);
@@ -12,6 +12,7 @@
 #include "contra/core/config.h"
 #include "contra/data/librispeech.h"
 #include "contra/data/speech_corpus.h"
+#include "contra/eval/speech_finetune.h"
 #include "contra/eval/speech_probe.h"
 #include "contra/train/train_config.h"
 #include "contra/train/trainer.h"
@@ -103,6 +104,7 @@ struct Recipe {
   TrainConfig train;
   OptimConfig optim;
   eval::SpeechProbeConfig probe;
+  eval::FinetuneConfig finetune;
 
   std::string run_dir() const { return run.dir + "/" + run.name; }
   /// The fully resolved config (every section, defaults filled in, schema_version).
@@ -127,6 +129,14 @@ TrainSummary train_recipe(const Recipe& recipe, bool resume);
 /// Probes the checkpoint (and the baselines of probe.baselines) and writes results.json /
 /// results.md into `out_dir`. Returns the rows, model first.
 std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& recipe, const std::string& checkpoint,
+                                               const std::string& out_dir);
+
+/// Fine-tunes the checkpoint's encoder (+ context network) with a linear phone head on each
+/// finetune.fraction of the labelled train-split utterances and, with finetune.scratch, the same
+/// architecture from its initial weights (seed train.seed) on the same labels and crops; tests on
+/// the test split. Writes results_finetune.json / results_finetune.md into `out_dir`. DataError
+/// when the corpus has no phone alignments.
+std::vector<eval::FinetuneRow> finetune_recipe(const Recipe& recipe, const std::string& checkpoint,
                                                const std::string& out_dir);
 
 }  // namespace contra::train

@@ -1,5 +1,6 @@
 // contra train: train a recipe (configs/*.yaml); contra probe: evaluate a checkpoint with the
-// probes.
+// probes; contra finetune: fine-tune it on a fraction of the phone labels against training from
+// scratch.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -87,27 +88,49 @@ int run_train(const TrainOptions& o) {
   return 0;
 }
 
-int run_probe(const ProbeOptions& o) {
-  std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
+// The recipe of a checkpoint command: --config, else the checkpoint's own config; then --set.
+train::Recipe checkpoint_recipe(const ProbeOptions& o, const std::string& checkpoint) {
   ConfigTree tree =
       o.config.config.empty()
           ? ConfigTree::from_string(train::read_checkpoint_meta(checkpoint).config_yaml,
                                     checkpoint + " (config)")
           : ConfigTree::load_file(o.config.config);
   for (const auto& s : o.config.sets) tree.set(s);
-  train::Recipe recipe = train::load_recipe(tree);
-  std::string out = o.out;
-  if (out.empty()) {
-    out = fs::is_directory(o.checkpoint)
-              ? o.checkpoint
-              : fs::path(checkpoint).parent_path().parent_path().string();
-  }
+  return train::load_recipe(tree);
+}
+
+// --out, else the run directory (the argument itself, or the folder above checkpoints/).
+std::string output_dir(const ProbeOptions& o, const std::string& checkpoint) {
+  if (!o.out.empty()) return o.out;
+  return fs::is_directory(o.checkpoint) ? o.checkpoint
+                                        : fs::path(checkpoint).parent_path().parent_path().string();
+}
+
+int run_probe(const ProbeOptions& o) {
+  std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
+  train::Recipe recipe = checkpoint_recipe(o, checkpoint);
+  std::string out = output_dir(o, checkpoint);
   auto rows = train::probe_recipe(recipe, checkpoint, out);
   if (o.json) {
     std::printf("%s\n", read_file(out + "/results.json").c_str());
   } else {
     std::printf("%s", eval::speech_probe_markdown(rows, recipe.probe.hidden > 0).c_str());
     std::printf("\nwritten: %s/results.md, %s/results.json\n", out.c_str(), out.c_str());
+  }
+  return 0;
+}
+
+int run_finetune(const ProbeOptions& o) {
+  std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
+  train::Recipe recipe = checkpoint_recipe(o, checkpoint);
+  std::string out = output_dir(o, checkpoint);
+  auto rows = train::finetune_recipe(recipe, checkpoint, out);
+  if (o.json) {
+    std::printf("%s\n", read_file(out + "/results_finetune.json").c_str());
+  } else {
+    std::printf("%s", eval::finetune_markdown(rows).c_str());
+    std::printf("\nwritten: %s/results_finetune.md, %s/results_finetune.json\n", out.c_str(),
+                out.c_str());
   }
   return 0;
 }
@@ -135,6 +158,20 @@ void register_train(CLI::App& app) {
                     "folder for results.json / results.md (default: the run directory)");
   probe->add_flag("--json", p->json, "print results.json");
   probe->callback([p] { set_runner([p] { return run_probe(*p); }); });
+
+  auto f = std::make_shared<ProbeOptions>();
+  auto* finetune = app.add_subcommand(
+      "finetune",
+      "fine-tune a checkpoint's encoder with a linear phone head on a fraction of the labels, "
+      "against the same model trained from scratch");
+  finetune->add_option("--checkpoint", f->checkpoint, "run directory or checkpoint file")
+      ->required();
+  add_config_options(finetune, f->config);
+  finetune->add_option(
+      "--out", f->out,
+      "folder for results_finetune.json / results_finetune.md (default: the run directory)");
+  finetune->add_flag("--json", f->json, "print results_finetune.json");
+  finetune->callback([f] { set_runner([f] { return run_finetune(*f); }); });
 }
 
 }  // namespace contra::cli
