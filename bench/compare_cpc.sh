@@ -27,7 +27,8 @@ printf '\n| threads | implementation | windows/s | ms/step | peak RSS (MB) | vs 
 
 # contra: windows/s from metrics.jsonl rows after the warm-up (one row per step).
 run_contra() {  # threads precision -> "windows_per_s peak_mb"
-  local t=$1 prec=$2 run="$out/run-$t-$prec"
+  local t=$1 prec=$2
+  local run="$out/run-$t-$prec"
   /usr/bin/time -f '%M' -o "$out/mem" "$contra" train --config configs/cpc_speech.yaml --run "$run" \
     --set train.steps=$((STEPS + WARMUP)) --set train.threads="$t" --set train.log_every=1 \
     --set train.checkpoint_every=0 --set method.loss.precision="$prec" >/dev/null 2>"$out/err" ||
@@ -57,8 +58,8 @@ for t in 1 2; do
   row "$t" "Python, CPC_audio style (tuned malloc)" "$style" "$style_mem" "$best"
   row "$t" "Python, best formulation (tuned malloc)" "$best" "$best_mem" "$best"
   row "$t" "Python, best formulation (default malloc)" "$plain" "$plain_mem" "$best"
-  row "$t" "contra train (fp32, as shipped)" "$c32" "$c32_mem" "$best"
+  row "$t" "contra train (loss.precision float32)" "$c32" "$c32_mem" "$best"
   row "$t" "Python, best formulation, bf16 W_k + scoring (tuned malloc)" "$pb16" "$pb16_mem" "$best"
-  row "$t" "contra train (loss.precision bfloat16)" "$c16" "$c16_mem" "$best"
+  row "$t" "contra train (bfloat16; what precision auto picks on AMX CPUs)" "$c16" "$c16_mem" "$best"
   row "$t" "contra bf16 vs Python bf16" "$c16" "$c16_mem" "$pb16"
 done
