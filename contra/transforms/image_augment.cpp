@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
@@ -62,36 +63,83 @@ torch::Tensor blend(const torch::Tensor& a, const torch::Tensor& b, const torch:
   return (ratio * a + (1 - ratio) * b).clamp(0, 1);
 }
 
-/// torchvision's _rgb2hsv / adjust_hue / _hsv2rgb, batched with a per-sample shift (n, 1, 1, 1).
-torch::Tensor shift_hue(const torch::Tensor& x, const torch::Tensor& shift) {
+/// torchvision's _rgb2hsv → (h + shift) mod 1 → _hsv2rgb for one pixel.
+inline void shift_hue_pixel(float& r, float& g, float& b, float shift) {
+  const float maxc = std::max({r, g, b}), minc = std::min({r, g, b});
+  const bool eqc = maxc == minc;
+  const float cr = maxc - minc;
+  const float s = cr / (eqc ? 1.0f : maxc);
+  const float d = eqc ? 1.0f : cr;
+  const float rc = (maxc - r) / d, gc = (maxc - g) / d, bc = (maxc - b) / d;
+  float h = maxc == r ? bc - gc : (maxc == g ? 2.0f + rc - bc : 4.0f + gc - rc);
+  h = std::fmod(h / 6.0f + 1.0f, 1.0f);
+  h += shift;
+  h -= std::floor(h);
+  const float v = maxc;
+  const float i = std::floor(h * 6.0f), f = h * 6.0f - i;
+  const float p = std::clamp(v * (1.0f - s), 0.0f, 1.0f);
+  const float q = std::clamp(v * (1.0f - s * f), 0.0f, 1.0f);
+  const float t = std::clamp(v * (1.0f - s * (1.0f - f)), 0.0f, 1.0f);
+  switch (static_cast<int>(i) % 6) {
+    case 0:
+      r = v, g = t, b = p;
+      break;
+    case 1:
+      r = q, g = v, b = p;
+      break;
+    case 2:
+      r = p, g = v, b = t;
+      break;
+    case 3:
+      r = p, g = q, b = v;
+      break;
+    case 4:
+      r = t, g = p, b = v;
+      break;
+    default:
+      r = v, g = p, b = q;
+      break;
+  }
+}
+
+/// Hue shift of (n, 3, H, W) by a per-sample fraction of a turn `shift` (n). float CPU tensors take
+/// a fused per-pixel loop (≈ 10× fewer passes than the tensor formula); others the tensor formula
+/// (the same to ~1e-6: hsv→rgb via v − v·s·clamp(min(k, 4 − k), 0, 1), k = (n + 6h) mod 6).
+torch::Tensor shift_hue(const torch::Tensor& x, const std::vector<double>& shift) {
+  const int64_t n = x.size(0), plane = x.size(2) * x.size(3);
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat) {
+    auto out = x.contiguous().clone();
+    float* data = out.data_ptr<float>();
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        float* r = data + i * 3 * plane;
+        float* g = r + plane;
+        float* b = g + plane;
+        const auto s = static_cast<float>(shift[static_cast<size_t>(i)]);
+        for (int64_t j = 0; j < plane; ++j) shift_hue_pixel(r[j], g[j], b[j], s);
+      }
+    });
+    return out;
+  }
   auto r = x.select(1, 0), g = x.select(1, 1), b = x.select(1, 2);
-  auto maxc = std::get<0>(x.max(1)), minc = std::get<0>(x.min(1));
+  auto maxc = x.amax(1), minc = x.amin(1);
   auto eqc = maxc == minc;
   auto cr = maxc - minc;
-  auto ones = torch::ones_like(maxc);
-  auto s = cr / torch::where(eqc, ones, maxc);
-  auto divisor = torch::where(eqc, ones, cr);
-  auto rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
-  auto hr = (maxc == r).to(x.dtype()) * (bc - gc);
-  auto hg = ((maxc == g) & (maxc != r)).to(x.dtype()) * (2.0 + rc - bc);
-  auto hb = ((maxc != g) & (maxc != r)).to(x.dtype()) * (4.0 + gc - rc);
-  auto h = torch::fmod((hr + hg + hb) / 6.0 + 1.0, 1.0);
-  h = torch::remainder(h + shift.view({-1, 1, 1}), 1.0);
-  const auto& v = maxc;
-  auto h6 = h * 6.0;
-  auto i = torch::floor(h6);
-  auto f = h6 - i;
-  auto sector = torch::remainder(i, 6.0);
-  auto p = (v * (1.0 - s)).clamp(0, 1);
-  auto q = (v * (1.0 - s * f)).clamp(0, 1);
-  auto t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1);
-  auto pick = [&](const std::array<torch::Tensor, 6>& by_sector) {
-    auto out = by_sector[5];
-    for (int k = 4; k >= 0; --k) out = torch::where(sector == k, by_sector[k], out);
-    return out;
-  };
-  return torch::stack(
-      {pick({v, q, p, p, t, v}), pick({t, v, v, q, p, p}), pick({p, p, t, v, v, q})}, 1);
+  auto s = cr / maxc.masked_fill(eqc, 1.0);
+  auto d = cr.masked_fill(eqc, 1.0);
+  auto rc = (maxc - r) / d, gc = (maxc - g) / d, bc = (maxc - b) / d;
+  auto is_r = maxc == r;
+  auto is_g = (maxc == g) & is_r.logical_not();
+  auto is_b = (is_r | is_g).logical_not();
+  auto h = is_r.to(x.dtype()) * (bc - gc) + is_g.to(x.dtype()) * (2.0 + rc - bc) +
+           is_b.to(x.dtype()) * (4.0 + gc - rc);
+  h = torch::fmod(h / 6.0 + 1.0, 1.0);
+  h = torch::remainder(h + per_sample(shift, x).view({-1, 1, 1}), 1.0);
+  auto k = torch::remainder(
+      torch::tensor({5.0, 3.0, 1.0}, x.options()).view({1, 3, 1, 1}) + (h * 6.0).unsqueeze(1), 6.0);
+  auto w = torch::minimum(k, 4.0 - k).clamp(0, 1);
+  auto v = maxc.unsqueeze(1);
+  return v - v * s.unsqueeze(1) * w;
 }
 
 /// Inverse-maps output pixels through per-sample forward matrices A (n, 2, 2) and translations t
@@ -321,7 +369,7 @@ torch::Tensor ColorJitter::apply(const torch::Tensor& images, uint64_t seed) con
           case 2:  // saturation: blend with the luma image
             return blend(x, luma(x), r);
           default:
-            return shift_hue(x, r);
+            return shift_hue(x, f);
         }
       });
     }

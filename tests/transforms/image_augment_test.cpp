@@ -150,6 +150,21 @@ TEST_F(ImageAugmentTest, JitterBrightnessOnlyScales) {
   EXPECT_TRUE(torch::allclose(ColorJitter(ColorJitterOptions().hue(0.5))(g, 1), g, 1e-6, 1e-6));
 }
 
+TEST_F(ImageAugmentTest, HueKernelMatchesTheTensorFormula) {
+  // float CPU input takes the per-pixel loop (torchvision's rgb→hsv→rgb), double the tensor path.
+  auto x = images(16, 3, 8, 8);
+  ColorJitter hue(ColorJitterOptions().hue(0.5));
+  auto fast = hue(x, 3);
+  auto reference = hue(x.to(torch::kDouble), 3);
+  EXPECT_FALSE(torch::allclose(fast, x, 0, 1e-3));
+  EXPECT_TRUE(torch::allclose(fast.to(torch::kDouble), reference, 0, 1e-5));
+  // A full turn maps red to red; pure red stays saturated under any shift.
+  auto red = torch::zeros({4, 3, 2, 2});
+  red.select(1, 0).fill_(1.0);
+  auto shifted = hue(red, 1);
+  EXPECT_TRUE(torch::allclose(shifted.amax(1), torch::ones({4, 2, 2})));
+}
+
 TEST_F(ImageAugmentTest, CutMixLambdaMatchesTheBox) {
   auto x = images(8, 3, 20, 30);
   for (uint64_t seed = 0; seed < 20; ++seed) {
