@@ -165,6 +165,18 @@ TEST_F(ImageAugmentTest, HueKernelMatchesTheTensorFormula) {
   EXPECT_TRUE(torch::allclose(shifted.amax(1), torch::ones({4, 2, 2})));
 }
 
+TEST_F(ImageAugmentTest, FusedJitterMatchesTheTensorPath) {
+  // float CPU input takes the fused per-image loop, double the batched tensor ops.
+  for (int64_t c : {1, 3}) {
+    auto x = images(32, c, 9, 7);
+    ColorJitter jitter(
+        ColorJitterOptions().brightness(0.8).contrast(0.8).saturation(0.8).hue(0.2).p(0.8));
+    auto fast = jitter(x, 11).to(torch::kDouble);
+    auto reference = jitter(x.to(torch::kDouble), 11);
+    EXPECT_TRUE(torch::allclose(fast, reference, 0, 1e-5)) << (fast - reference).abs().max();
+  }
+}
+
 TEST_F(ImageAugmentTest, CutMixLambdaMatchesTheBox) {
   auto x = images(8, 3, 20, 30);
   for (uint64_t seed = 0; seed < 20; ++seed) {
