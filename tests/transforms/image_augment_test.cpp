@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "contra/core/config.h"
 #include "contra/core/error.h"
 #include "tests/support/support.h"
 
@@ -256,6 +257,23 @@ TEST_F(ImageAugmentTest, ConfigPresetsAndValidation) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("jitter_p"), std::string::npos);
   }
+}
+
+TEST_F(ImageAugmentTest, ConfigReadsFromYaml) {
+  auto tree = ConfigTree::from_string("augment:\n  size: 28\n  blur_p: 0\n  solarize_p: 0.2\n");
+  auto config = tree.get<ImageAugmentConfig>("augment");
+  EXPECT_EQ(config.size, 28);
+  EXPECT_EQ(config.build()->steps().size(), 5u);  // crop flip jitter gray solarize
+  auto bad = ConfigTree::from_string("augment:\n  grayscale_p: 1.5\n");
+  try {
+    bad.get<ImageAugmentConfig>("augment");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("grayscale_p"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(
+      ConfigTree::from_string("augment:\n  flip: 0.5\n").get<ImageAugmentConfig>("augment"),
+      ConfigError);  // unknown key
 }
 
 TEST_F(ImageAugmentTest, BadOptionsThrow) {
