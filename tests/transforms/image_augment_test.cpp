@@ -7,6 +7,7 @@
 
 #include "contra/core/config.h"
 #include "contra/core/error.h"
+#include "contra/data/sentences.h"
 #include "tests/support/support.h"
 
 namespace contra::transforms {
@@ -116,6 +117,21 @@ TEST_F(ImageAugmentTest, FullSquareCropIsTheIdentity) {
   RandomResizedCrop crop(
       RandomResizedCropOptions(16).scale_min(1).scale_max(1).ratio_min(1).ratio_max(1));
   EXPECT_TRUE(torch::allclose(crop(x, 2), x, 0, 1e-5));
+}
+
+TEST_F(ImageAugmentTest, CropAtTheInputScaleCopiesTheBox) {
+  // A 8×8 box resized to 8×8 samples pixel centres: the output is exactly the sliced box.
+  auto x = images(6, 3, 16, 20);
+  RandomResizedCrop crop(
+      RandomResizedCropOptions(8).scale_min(0.2).scale_max(0.2).ratio_min(1).ratio_max(1));
+  auto y = crop(x, 4);
+  for (int64_t i = 0; i < 6; ++i) {
+    auto [top, left, h, w] = crop.sample_box(16, 20, data::mix_seed(4, static_cast<uint64_t>(i)));
+    ASSERT_EQ(h, 8);
+    ASSERT_EQ(w, 8);
+    auto box = x[i].slice(1, top, top + 8).slice(2, left, left + 8);
+    EXPECT_TRUE(torch::allclose(y[i], box, 0, 1e-5)) << "sample " << i;
+  }
 }
 
 TEST_F(ImageAugmentTest, CropBoxFollowsTorchvisionRules) {
