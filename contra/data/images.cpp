@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -61,26 +62,23 @@ std::string read_idx(const std::string& path, std::uint32_t magic, std::size_t d
   }
   check<DataError>(got == magic, "IDX: '{}' has wrong magic (got 0x{:08x}, expected 0x{:08x})",
                    path, got, magic);
-  // Payload = product of dims; checked step by step against the file size so that no product of
-  // lying dims can overflow or drive an allocation.
+  // Payload = product of dims, computed in 128 bits (3 dims of < 2^32 cannot overflow it) and
+  // compared with the file size before anything is allocated.
   const std::uint64_t payload = size - header;
-  std::uint64_t expected = 1;
+  unsigned __int128 expected = 1;
   shape.clear();
   for (std::size_t i = 0; i < dims; ++i) {
-    std::uint32_t d = read_be32(head, 4 + 4 * i);
-    shape.push_back(d);
-    if (d != 0 && expected > payload / d) {
-      for (std::size_t j = i + 1; j < dims; ++j) shape.push_back(read_be32(head, 4 + 4 * j));
-      throw DataError(fmt::format(
-          "IDX: '{}' header claims dims {} (more than the {} data bytes the file holds)", path,
-          fmt::join(shape, "x"), payload));
-    }
-    expected *= d;
+    shape.push_back(read_be32(head, 4 + 4 * i));
+    expected *= static_cast<std::uint32_t>(shape.back());
   }
-  check<DataError>(payload == expected,
+  check<DataError>(expected <= std::numeric_limits<std::uint64_t>::max() - header,
+                   "IDX: '{}' header claims dims {} (more than the {} data bytes the file holds)",
+                   path, fmt::join(shape, "x"), payload);
+  const auto expected64 = static_cast<std::uint64_t>(expected);
+  check<DataError>(payload == expected64,
                    "IDX: '{}' has the wrong size for dims {} (got {} bytes, expected {} = {} "
                    "header + {} data)",
-                   path, fmt::join(shape, "x"), size, header + expected, header, expected);
+                   path, fmt::join(shape, "x"), size, header + expected64, header, expected64);
   std::string bytes = read_file(path);
   check<DataError>(bytes.size() == size, "IDX: '{}' changed while being read", path);
   return bytes;
