@@ -186,9 +186,13 @@ TEST(ImageFolder, UnlabelledImagesDirectlyUnderRoot) {
   TempDir d;
   write_png(d.file("1.png"), 2, 2, 3, 0);
   write_png(d.file("2.png"), 2, 2, 3, 9);
+  std::vector<unsigned char> grey(4, 128);  // a JPEG too (lossy: only the shape is exact)
+  ASSERT_TRUE(stbi_write_jpg(d.file("3.jpeg").c_str(), 2, 2, 1, grey.data(), 95));
   auto ds = read_image_folder(d.path());
   EXPECT_TRUE(ds.classes.empty());
-  EXPECT_EQ(values(ds.labels), (std::vector<int64_t>{-1, -1}));
+  EXPECT_EQ(values(ds.labels), (std::vector<int64_t>{-1, -1, -1}));
+  EXPECT_EQ(ds.images.sizes().vec(), (std::vector<int64_t>{3, 3, 2, 2}));
+  EXPECT_NEAR(ds.images[2][1][1][1].item<int>(), 128, 3);
 }
 
 TEST(ImageFolder, BadInputsNameTheFile) {
