@@ -21,7 +21,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
   auto h = run_command(contra_bin() + " --help");
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("corpus"), std::string::npos);
-  for (const char* sub : {"env", "corpus speech", "audio info"}) {
+  for (const char* sub : {"env", "corpus speech", "audio info", "data mnist", "data info"}) {
     auto r = run_command(contra_bin() + " " + sub + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
   }

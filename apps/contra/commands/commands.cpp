@@ -17,6 +17,7 @@ void register_commands(CLI::App& app) {
   register_env(app);
   register_audio(app);
   register_corpus(app);
+  register_data(app);
   register_train(app);
 }
 
