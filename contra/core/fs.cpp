@@ -26,6 +26,32 @@ std::string temp_sibling(const std::string& path) {
   return fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter++);
 }
 
+void replace_directory(const std::string& staged, const std::string& target,
+                       const std::string& context) {
+  namespace fs = std::filesystem;
+  std::string old;
+  if (path_exists(target)) {
+    old = temp_sibling(target) + ".old";
+    std::error_code ec;
+    fs::rename(target, old, ec);
+    if (ec) {
+      throw IoError(
+          fmt::format("{}: moving the existing '{}' aside: {}", context, target, ec.message()));
+    }
+  }
+  std::error_code ec;
+  fs::rename(staged, target, ec);
+  if (ec) {
+    std::error_code back;
+    if (!old.empty()) fs::rename(old, target, back);
+    throw IoError(
+        fmt::format("{}: moving '{}' to '{}': {}", context, staged, target, ec.message()));
+  }
+  if (!old.empty()) remove_all(old);
+  const std::string parent = fs::path(target).parent_path().string();
+  fsync_dir(parent.empty() ? "." : parent);
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temp_(temp_sibling(path_)) {
   file_ = std::fopen(temp_.c_str(), "wb");
   if (!file_) throw IoError(fmt::format("writing '{}': {}", path_, errno_text()));

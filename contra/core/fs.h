@@ -25,6 +25,11 @@ std::string executable_dir();
 std::uint64_t file_size(const std::string& path);
 /// Unique temporary sibling name for `path` ("<path>.tmp-<pid>-<n>").
 std::string temp_sibling(const std::string& path);
+/// Moves the finished directory `staged` to `target` (same file system): an existing `target` is
+/// moved aside first and removed only after the new one is in place; if the move fails the old one
+/// is put back and IoError names `context`, both paths and the reason. Fsyncs target's parent.
+void replace_directory(const std::string& staged, const std::string& target,
+                       const std::string& context);
 
 /// A file written under a temporary name and renamed into place by `commit()`.
 /// If destroyed without commit, the temporary file is removed and the target is untouched.

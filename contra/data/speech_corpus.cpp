@@ -425,21 +425,8 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
   remove_all(tmp + "/.work");
 
   // Move into place: an existing folder (overwrite) is moved aside first and removed only after.
-  std::string old;
-  if (path_exists(target.string())) {
-    old = temp_sibling(target.string()) + ".old";
-    fs::rename(target, old);
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    if (!old.empty()) fs::rename(old, target);
-    throw IoError(
-        fmt::format("corpus speech: moving '{}' to '{}': {}", tmp, target.string(), ec.message()));
-  }
+  replace_directory(tmp, target.string(), "corpus speech");
   cleanup.keep = true;
-  if (!old.empty()) remove_all(old);
-  fsync_dir(target.parent_path().string());
   stats.out_dir = target.string();
   stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
