@@ -92,7 +92,9 @@ TEST_F(ImageEncodersTest, ZeroInitResidualZeroesLastBnGammaOfEveryBlock) {
   int blocks = 0;
   for (const auto& item : zero->named_parameters()) {
     const auto& name = item.key();
-    const bool last_gamma = name.size() > 10 && name.substr(name.size() - 10) == ".bn2.weight";
+    const std::string suffix = ".bn2.weight";
+    const bool last_gamma = name.size() > suffix.size() &&
+                            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (last_gamma) {
       ++blocks;
       EXPECT_EQ(item.value().abs().max().item<double>(), 0.0) << name;
