@@ -29,7 +29,8 @@ void seed_everything(std::uint64_t seed);
 bool cpu_has_fast_bf16();
 
 /// Resolves a precision setting "float32" | "bfloat16" | "auto" for tensors on `device`: "auto" is
-/// bfloat16 on a CPU with cpu_has_fast_bf16(), float32 otherwise (and on GPUs). Returns true for bf16.
+/// bfloat16 on a CPU with cpu_has_fast_bf16(), float32 otherwise (and on GPUs). Returns true for
+/// bf16.
 bool resolve_bf16(const std::string& precision, const c10::Device& device);
 
 /// What `contra env` reports.

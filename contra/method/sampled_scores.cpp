@@ -1,10 +1,10 @@
 // Sampled dot products for the CPC loss: out[m, j] = p[m] · f[idx[m, j]] and its backward, on the
 // CPU without the dense (M × F) product. Each of the three kernels does M·J·C multiply-adds (the
-// dense formulation does M·F·C per product, F the frames of the whole batch: 8× more for the paper's
-// 1024 frames and 129 candidates), reads f rows from cache (f is F × C = 1 MB at the paper size) and
-// runs on the ATen thread pool. The inner loops keep 16 independent partial sums, so the compiler
-// vectorises them without -ffast-math; x86-64 builds carry AVX-512 / AVX2 clones chosen at load time
-// (GCC function multi-versioning), other targets the portable loop.
+// dense formulation does M·F·C per product, F the frames of the whole batch: 8× more for the
+// paper's 1024 frames and 129 candidates), reads f rows from cache (f is F × C = 1 MB at the paper
+// size) and runs on the ATen thread pool. The inner loops keep 16 independent partial sums, so the
+// compiler vectorises them without -ffast-math; x86-64 builds carry AVX-512 / AVX2 clones chosen at
+// load time (GCC function multi-versioning), other targets the portable loop.
 #include "contra/method/sampled_scores.h"
 
 #include <ATen/Parallel.h>
@@ -102,7 +102,9 @@ void scatter_axpy_d(const double* g, const double* p, const int64_t* idx, double
 }
 
 // Rows per task: about 64k multiply-adds, so small calls stay on one thread.
-int64_t grain(int64_t per_row) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, per_row)); }
+int64_t grain(int64_t per_row) {
+  return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, per_row));
+}
 
 template <class T>
 struct Kernels;
@@ -120,15 +122,15 @@ struct Kernels<double> {
 };
 
 template <class T>
-torch::Tensor forward_cpu(const torch::Tensor& p, const torch::Tensor& f, const torch::Tensor& idx) {
+torch::Tensor forward_cpu(const torch::Tensor& p, const torch::Tensor& f,
+                          const torch::Tensor& idx) {
   const int64_t M = p.size(0), C = p.size(1), J = idx.size(1);
   auto out = torch::empty({M, J}, p.options());
   const T *pp = p.data_ptr<T>(), *fp = f.data_ptr<T>();
   const int64_t* ip = idx.data_ptr<int64_t>();
   T* op = out.data_ptr<T>();
-  at::parallel_for(0, M, grain(J * C), [&](int64_t m0, int64_t m1) {
-    Kernels<T>::dot(pp, fp, ip, op, m0, m1, J, C);
-  });
+  at::parallel_for(0, M, grain(J * C),
+                   [&](int64_t m0, int64_t m1) { Kernels<T>::dot(pp, fp, ip, op, m0, m1, J, C); });
   return out;
 }
 

@@ -59,8 +59,7 @@ torch::Tensor CpcPredictorImpl::forward(const torch::Tensor& context) {
   } else {
     out = linear_->forward(h);
   }
-  return out.reshape(
-      {context.size(0), context.size(1), options.steps(), options.encoder_size()});
+  return out.reshape({context.size(0), context.size(1), options.steps(), options.encoder_size()});
 }
 
 }  // namespace contra::nn

@@ -17,7 +17,7 @@ int run_selected(CLI::App& app);
 void register_env(CLI::App& app);
 void register_audio(CLI::App& app);
 void register_corpus(CLI::App& app);
-void register_data(CLI::App& app);  // data mnist, data info
+void register_data(CLI::App& app);   // data mnist, data info
 void register_train(CLI::App& app);  // train + probe + finetune
 
 /// Adds the options every command that reads a config shares: --config FILE, --set a.b=c

@@ -52,8 +52,9 @@ int run_env(const EnvOptions& options) {
               info.cuda ? fmt::format("yes ({} devices)", info.cuda_devices).c_str() : "no");
   std::printf("allocator   %s\n",
               info.allocator_tuned ? "tuned (freed memory kept in process)" : "glibc default");
-  std::printf("bf16        %s\n", info.fast_bf16 ? "hardware (AMX/AVX512-BF16): precision auto = bf16"
-                                                 : "emulated: precision auto = float32");
+  std::printf("bf16        %s\n", info.fast_bf16
+                                      ? "hardware (AMX/AVX512-BF16): precision auto = bf16"
+                                      : "emulated: precision auto = float32");
   return 0;
 }
 }  // namespace
