@@ -8,6 +8,8 @@
 
 #include "contra/core/error.h"
 #include "contra/method/cpc_audio.h"
+#include "contra/method/moco.h"
+#include "contra/method/simclr.h"
 
 namespace contra::method {
 
@@ -16,17 +18,28 @@ constexpr const char* kCpcAudio = "cpc_audio";
 
 struct Entry {
   const char* name;
+  const char* modality;
   std::function<std::shared_ptr<Method>(const ConfigTree&)> make;
   std::function<YAML::Node(const ConfigTree&)> resolve;
 };
 
 const std::vector<Entry>& table() {
   static const std::vector<Entry> entries = {
-      {kCpcAudio,
+      {kCpcAudio, "audio",
        [](const ConfigTree& t) {
          return std::make_shared<CpcAudio>(t.get<CpcAudioConfig>("method", {"name"}));
        },
        [](const ConfigTree& t) { return to_yaml(t.get<CpcAudioConfig>("method", {"name"})); }},
+      {"simclr", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<SimClr>(t.get<SimClrConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<SimClrConfig>("method", {"name"})); }},
+      {"moco", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<Moco>(t.get<MocoConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<MocoConfig>("method", {"name"})); }},
   };
   return entries;
 }
@@ -49,6 +62,8 @@ std::vector<std::string> method_names() {
 }
 
 std::shared_ptr<Method> make_method(const ConfigTree& tree) { return find(tree).make(tree); }
+
+std::string method_modality(const ConfigTree& tree) { return find(tree).modality; }
 
 void resolve_method_config(const ConfigTree& tree, YAML::Node& out) {
   const Entry& e = find(tree);

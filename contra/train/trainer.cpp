@@ -187,7 +187,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
         throw IoError(fmt::format("writing '{}': write failed (disk full?)", metrics_path));
       std::string extra = fmt::format("loss {:.4f} lr {:.2e} {:.1f} items/s", summary.loss, lr,
                                       row["items_per_s"].get<double>());
-      for (const char* key : {"acc_1", "acc_4", "acc_12"}) {
+      for (const char* key : {"acc_1", "acc_4", "acc_12", "instance_acc", "online_acc"}) {
         if (interval_metrics.count(key))
           extra += fmt::format(" {} {:.3f}", key, summary.metrics[key]);
       }

@@ -12,7 +12,9 @@
 #include "contra/core/config.h"
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
+#include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
+#include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 
 namespace contra::cli {
@@ -53,10 +55,19 @@ int run_train(const TrainOptions& o) {
   }
   if (!o.run.empty()) set_run_dir(tree, o.run);
   for (const auto& s : o.config.sets) tree.set(s);
-  train::Recipe recipe = train::load_recipe(tree);
-  train::TrainSummary s = train::train_recipe(recipe, o.resume);
+  std::string run_dir;
+  train::TrainSummary s;
+  if (method::method_modality(tree) == "image") {
+    train::ImageRecipe recipe = train::load_image_recipe(tree);
+    run_dir = recipe.run_dir();
+    s = train::train_image_recipe(recipe, o.resume);
+  } else {
+    train::Recipe recipe = train::load_recipe(tree);
+    run_dir = recipe.run_dir();
+    s = train::train_recipe(recipe, o.resume);
+  }
   if (o.json) {
-    nlohmann::json j = {{"run_dir", recipe.run_dir()},
+    nlohmann::json j = {{"run_dir", run_dir},
                         {"first_step", s.first_step},
                         {"steps", s.steps},
                         {"seconds", s.seconds},
@@ -71,32 +82,32 @@ int run_train(const TrainOptions& o) {
   }
   if (s.steps == s.first_step) {
     std::printf("run %s is already at step %lld (train.steps); nothing to do\n",
-                recipe.run_dir().c_str(), static_cast<long long>(s.steps));
+                run_dir.c_str(), static_cast<long long>(s.steps));
     return 0;
   }
-  std::printf("run          %s\n", recipe.run_dir().c_str());
+  std::printf("run          %s\n", run_dir.c_str());
   std::printf("steps        %lld -> %lld%s\n", static_cast<long long>(s.first_step),
               static_cast<long long>(s.steps),
               s.stopped_early ? " (stopped by train.max_seconds)" : "");
-  std::printf("time         %.1f s (%.1f windows/s, loader wait %.1f s)\n", s.seconds,
+  std::printf("time         %.1f s (%.1f items/s, loader wait %.1f s)\n", s.seconds,
               s.items_per_second, s.loader_wait_seconds);
   std::printf("final loss   %.4f\n", s.loss);
   for (const auto& [k, v] : s.metrics) {
-    if (k.rfind("acc_", 0) == 0) std::printf("%-12s %.3f\n", k.c_str(), v);
+    if (k.rfind("acc_", 0) == 0 || k == "instance_acc" || k == "online_acc") std::printf("%-12s %.3f\n", k.c_str(), v);
   }
   std::printf("checkpoint   %s\n", s.checkpoint.c_str());
   return 0;
 }
 
-// The recipe of a checkpoint command: --config, else the checkpoint's own config; then --set.
-train::Recipe checkpoint_recipe(const ProbeOptions& o, const std::string& checkpoint) {
+// The config of a checkpoint command: --config, else the checkpoint's own config; then --set.
+ConfigTree checkpoint_config(const ProbeOptions& o, const std::string& checkpoint) {
   ConfigTree tree =
       o.config.config.empty()
           ? ConfigTree::from_string(train::read_checkpoint_meta(checkpoint).config_yaml,
                                     checkpoint + " (config)")
           : ConfigTree::load_file(o.config.config);
   for (const auto& s : o.config.sets) tree.set(s);
-  return train::load_recipe(tree);
+  return tree;
 }
 
 // --out, else the run directory (the argument itself, or the folder above checkpoints/).
@@ -108,13 +119,21 @@ std::string output_dir(const ProbeOptions& o, const std::string& checkpoint) {
 
 int run_probe(const ProbeOptions& o) {
   std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
-  train::Recipe recipe = checkpoint_recipe(o, checkpoint);
+  ConfigTree tree = checkpoint_config(o, checkpoint);
   std::string out = output_dir(o, checkpoint);
-  auto rows = train::probe_recipe(recipe, checkpoint, out);
+  std::string table;
+  if (method::method_modality(tree) == "image") {
+    train::ImageRecipe recipe = train::load_image_recipe(tree);
+    table = eval::image_probe_markdown(train::probe_image_recipe(recipe, checkpoint, out));
+  } else {
+    train::Recipe recipe = train::load_recipe(tree);
+    auto rows = train::probe_recipe(recipe, checkpoint, out);
+    table = eval::speech_probe_markdown(rows, recipe.probe.hidden > 0);
+  }
   if (o.json) {
     std::printf("%s\n", read_file(out + "/results.json").c_str());
   } else {
-    std::printf("%s", eval::speech_probe_markdown(rows, recipe.probe.hidden > 0).c_str());
+    std::printf("%s", table.c_str());
     std::printf("\nwritten: %s/results.md, %s/results.json\n", out.c_str(), out.c_str());
   }
   return 0;
@@ -122,13 +141,20 @@ int run_probe(const ProbeOptions& o) {
 
 int run_finetune(const ProbeOptions& o) {
   std::string checkpoint = train::resolve_checkpoint(o.checkpoint);
-  train::Recipe recipe = checkpoint_recipe(o, checkpoint);
+  ConfigTree tree = checkpoint_config(o, checkpoint);
   std::string out = output_dir(o, checkpoint);
-  auto rows = train::finetune_recipe(recipe, checkpoint, out);
+  std::string table;
+  if (method::method_modality(tree) == "image") {
+    train::ImageRecipe recipe = train::load_image_recipe(tree);
+    table = eval::image_finetune_markdown(train::finetune_image_recipe(recipe, checkpoint, out));
+  } else {
+    train::Recipe recipe = train::load_recipe(tree);
+    table = eval::finetune_markdown(train::finetune_recipe(recipe, checkpoint, out));
+  }
   if (o.json) {
     std::printf("%s\n", read_file(out + "/results_finetune.json").c_str());
   } else {
-    std::printf("%s", eval::finetune_markdown(rows).c_str());
+    std::printf("%s", table.c_str());
     std::printf("\nwritten: %s/results_finetune.md, %s/results_finetune.json\n", out.c_str(),
                 out.c_str());
   }
@@ -151,7 +177,8 @@ void register_train(CLI::App& app) {
   auto p = std::make_shared<ProbeOptions>();
   auto* probe = app.add_subcommand(
       "probe",
-      "phone and speaker linear probes of a checkpoint, with random-init and MFCC baselines");
+      "evaluate a checkpoint: speech (phone/speaker linear probes, random-init and MFCC "
+      "baselines) or images (linear probe + kNN, random-init and raw-pixel baselines)");
   probe->add_option("--checkpoint", p->checkpoint, "run directory or checkpoint file")->required();
   add_config_options(probe, p->config);
   probe->add_option("--out", p->out,
@@ -162,8 +189,8 @@ void register_train(CLI::App& app) {
   auto f = std::make_shared<ProbeOptions>();
   auto* finetune = app.add_subcommand(
       "finetune",
-      "fine-tune a checkpoint's encoder with a linear phone head on a fraction of the labels, "
-      "against the same model trained from scratch");
+      "fine-tune a checkpoint's encoder with a linear head (phones or image classes) on a "
+      "fraction of the labels, against the same model trained from scratch");
   finetune->add_option("--checkpoint", f->checkpoint, "run directory or checkpoint file")
       ->required();
   add_config_options(finetune, f->config);
