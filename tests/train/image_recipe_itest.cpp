@@ -1,0 +1,172 @@
+// Integration: tiny SimCLR and MoCo image recipes end to end (train → resume → probe → finetune)
+// through the library, and through the `contra` binary.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "contra/core/error.h"
+#include "contra/core/fs.h"
+#include "contra/data/images.h"
+#include "contra/train/checkpoint.h"
+#include "contra/train/image_recipe.h"
+#include "tests/support/support.h"
+
+namespace contra::train {
+namespace {
+
+using contra::testing::TempDir;
+namespace fs = std::filesystem;
+
+// A 10-class MNIST-format set: class c is a bright horizontal bar at rows 2c..2c+2, plus noise.
+void write_digits(const std::string& dir, int64_t train, int64_t test) {
+  make_dirs(dir);
+  auto make = [](int64_t n, int64_t seed) {
+    torch::manual_seed(seed);
+    torch::Tensor labels = torch::arange(n) % 10;
+    torch::Tensor images = torch::randint(0, 60, {n, 1, 28, 28}, torch::kLong);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = labels[i].item<int64_t>();
+      images[i][0].narrow(0, 3 + 2 * c, 3).fill_(250);
+    }
+    return std::make_pair(images.to(torch::kUInt8), labels);
+  };
+  auto [tx, ty] = make(train, 1);
+  auto [vx, vy] = make(test, 2);
+  data::write_idx_images(dir + "/train-images-idx3-ubyte", tx);
+  data::write_idx_labels(dir + "/train-labels-idx1-ubyte", ty);
+  data::write_idx_images(dir + "/t10k-images-idx3-ubyte", vx);
+  data::write_idx_labels(dir + "/t10k-labels-idx1-ubyte", vy);
+}
+
+std::string recipe(const std::string& method, const std::string& root, const std::string& runs) {
+  std::string m =
+      method == "moco"
+          ? "method:\n  name: moco\n  encoder: {width: 4}\n  dim: 8\n  queue_size: 64\n"
+            "  momentum: 0.9\n  bn_splits: 4\n  mlp: true\n  online_probe_classes: 10\n"
+          : "method:\n  name: simclr\n  encoder: {width: 4}\n  projection: {hidden: 16, out: 8}\n"
+            "  online_probe_classes: 10\n";
+  return "schema_version: 1\n"
+         "run: {name: " + method + ", dir: " + runs + "}\n"
+         "data: {format: mnist, root: " + root + ", generate: false}\n" + m +
+         "augment: {preset: simclr, flip_p: 0, scale_min: 0.6}\n"
+         "train: {steps: 4, batch_size: 16, threads: 1, log_every: 2, checkpoint_every: 2}\n"
+         "optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1}\n"
+         "probe: {knn_k: 5, linear_epochs: 20}\n"
+         "finetune: {fractions: [0.2], steps: 3, batch_size: 8}\n";
+}
+
+class ImageRecipeIntegration : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
+  TempDir d;
+  write_digits(d.file("mnist"), 100, 40);
+  auto tree = ConfigTree::from_string(recipe(GetParam(), d.file("mnist"), d.file("runs")),
+                                      "tiny.yaml");
+  ImageRecipe r = load_image_recipe(tree);
+  auto s = train_image_recipe(r, false);
+  EXPECT_EQ(s.steps, 4);
+  for (double l : s.losses) EXPECT_TRUE(std::isfinite(l));
+  EXPECT_TRUE(s.metrics.count("instance_acc"));
+  EXPECT_TRUE(s.metrics.count("online_acc"));
+  auto meta = read_checkpoint_meta(latest_checkpoint(r.run_dir()));
+  EXPECT_EQ(meta.step, 4);
+  ImageRecipe back = load_image_recipe(ConfigTree::from_string(meta.config_yaml, "ckpt"));
+  EXPECT_EQ(back.resolved_yaml(), r.resolved_yaml());
+  EXPECT_NE(meta.config_yaml.find("preset: simclr"), std::string::npos);
+
+  tree.set("train.steps=6");
+  auto s2 = train_image_recipe(load_image_recipe(tree), true);
+  EXPECT_EQ(s2.first_step, 4);
+  EXPECT_EQ(s2.steps, 6);
+
+  const std::string ckpt = latest_checkpoint(r.run_dir());
+  auto rows = probe_image_recipe(r, ckpt, r.run_dir());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].name, "random init");
+  EXPECT_EQ(rows[2].name, "raw pixels");
+  EXPECT_EQ(rows[2].dim, 784);
+  EXPECT_EQ(rows[0].dim, 16);
+  EXPECT_GT(rows[2].linear.test_accuracy, 0.9);  // the bars are linearly separable pixels
+  EXPECT_GT(rows[2].knn.top1, 0.9);
+  EXPECT_EQ(rows[0].linear.test_size, 40);
+  auto json = nlohmann::json::parse(read_file(r.run_dir() + "/results.json"));
+  EXPECT_EQ(json["rows"].size(), 3u);
+  EXPECT_TRUE(fs::exists(r.run_dir() + "/results.md"));
+
+  auto ft = finetune_image_recipe(r, ckpt, r.run_dir());
+  ASSERT_EQ(ft.size(), 1u);
+  EXPECT_EQ(ft[0].pretrained.labelled, 20);  // 20% of 100, stratified
+  EXPECT_TRUE(ft[0].has_scratch);
+  EXPECT_EQ(ft[0].scratch.test_size, 40);
+  EXPECT_TRUE(fs::exists(r.run_dir() + "/results_finetune.json"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, ImageRecipeIntegration, ::testing::Values("simclr", "moco"));
+
+std::string load_error(const std::string& text) {
+  try {
+    load_image_recipe(ConfigTree::from_string(text, "bad.yaml"));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no ConfigError>";
+}
+
+TEST(ImageRecipeErrors, NameTheKey) {
+  const std::string base = recipe("moco", "/nonexistent", "/tmp/runs");
+  std::string e = load_error(base + "data2: {}\n");
+  EXPECT_NE(e.find("data2"), std::string::npos) << e;
+  auto with = [&](const std::string& assignment) {
+    auto t = ConfigTree::from_string(base, "bad.yaml");
+    t.set(assignment);
+    try {
+      load_image_recipe(t);
+    } catch (const ConfigError& err) {
+      return std::string(err.what());
+    }
+    return std::string("<no ConfigError>");
+  };
+  EXPECT_NE(with("train.batch_size=18").find("method.bn_splits"), std::string::npos);
+  EXPECT_NE(with("train.batch_size=128").find("method.queue_size"), std::string::npos);
+  EXPECT_NE(with("data.format=png").find("data.format"), std::string::npos);
+  EXPECT_NE(with("augment.views=3").find("augment.views"), std::string::npos);
+  EXPECT_NE(with("method.momentum=1.5").find("momentum"), std::string::npos);
+  EXPECT_NE(with("data.format=folder").find("augment.size"), std::string::npos);
+}
+
+TEST(ImageRecipeErrors, MissingDataNamesTheFolder) {
+  auto r = load_image_recipe(ConfigTree::from_string(recipe("simclr", "/nonexistent/mnist", "/tmp"),
+                                                     "x.yaml"));
+  try {
+    open_image_data(r);
+    FAIL() << "no DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/mnist"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImageRecipeCli, TrainsAndRejectsBadKeysWithExit2) {
+  TempDir d;
+  write_digits(d.file("mnist"), 64, 20);
+  write_file_atomic(d.file("simclr.yaml"), recipe("simclr", d.file("mnist"), d.file("runs")));
+  const std::string contra = contra::testing::bin_dir() + "/contra";
+  auto ok = contra::testing::run_command(contra + " train --config " + d.file("simclr.yaml") +
+                                         " --set train.steps=2 --json");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["steps"], 2);
+  EXPECT_TRUE(j["metrics"].contains("instance_acc"));
+  auto bad = contra::testing::run_command(contra + " train --config " + d.file("simclr.yaml") +
+                                          " --set method.colour=1");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("method.colour"), std::string::npos) << bad.err;
+  auto probe = contra::testing::run_command(contra + " probe --checkpoint " + d.file("runs/simclr") +
+                                            " --set probe.knn_k=3 --set probe.linear_epochs=5");
+  ASSERT_EQ(probe.exit_code, 0) << probe.err;
+  EXPECT_NE(probe.out.find("raw pixels"), std::string::npos) << probe.out;
+}
+
+}  // namespace
+}  // namespace contra::train
