@@ -13,7 +13,8 @@
 ///
 /// A `torch::optim::Optimizer`: options per parameter group (`LarsOptions`, whose lr the trainer's
 /// schedule sets), the momentum buffer per parameter (`LarsParamState`), and `save`/`load` through
-/// LibTorch's optimizer serialization, so the buffer survives a checkpoint resume.
+/// LibTorch's optimizer serialization, so the buffer survives a checkpoint resume. As with torch's
+/// own optimizers, `load` restores the per-parameter state; the options are the constructor's.
 ///
 ///   Lars opt(model->parameters(), LarsOptions(0.3 * batch / 256).weight_decay(1e-6));
 #include <memory>

@@ -142,16 +142,16 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
 }
 
 TEST(Trainer, LarsResumeEqualsUninterrupted) {
-  // LARS with momentum 0.9 and a cosine schedule: a resume that lost the momentum buffers (or a
-  // set_learning_rate that ignored LarsOptions) would end elsewhere.
+  // LARS with momentum 0.9 and a warmup longer than the first run: a resume that lost the momentum
+  // buffers (or a set_learning_rate that ignored LarsOptions) would end elsewhere.
   TempDir d;
   OptimConfig o;
   o.name = "lars";
-  o.lr = 2.0;
+  o.lr = 0.05;
   o.momentum = 0.9;
   o.weight_decay = 1e-4;
-  o.lars_eta = 0.02;
-  o.schedule = "cosine";
+  o.lars_eta = 0.5;
+  o.warmup_steps = 8;
   torch::manual_seed(4);
   auto full = std::make_shared<ToyMethod>();
   auto initial = full->linear->weight.detach().clone();
