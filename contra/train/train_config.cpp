@@ -7,8 +7,8 @@
 namespace contra::train {
 
 void OptimConfig::validate() const {
-  check<ConfigError>(name == "adam" || name == "adamw" || name == "sgd",
-                     "name: unknown optimizer '{}' (expected adam, adamw or sgd)", name);
+  check<ConfigError>(name == "adam" || name == "adamw" || name == "sgd" || name == "lars",
+                     "name: unknown optimizer '{}' (expected adam, adamw, sgd or lars)", name);
   check<ConfigError>(lr > 0 && std::isfinite(lr), "lr: must be > 0 (got {})", lr);
   check<ConfigError>(weight_decay >= 0, "weight_decay: must be >= 0 (got {})", weight_decay);
   check<ConfigError>(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
@@ -21,6 +21,8 @@ void OptimConfig::validate() const {
   check<ConfigError>(warmup_steps >= 0, "warmup_steps: must be >= 0 (got {})", warmup_steps);
   check<ConfigError>(min_lr_ratio >= 0 && min_lr_ratio <= 1,
                      "min_lr_ratio: must be in [0, 1] (got {})", min_lr_ratio);
+  check<ConfigError>(lars_eta > 0 && std::isfinite(lars_eta), "lars_eta: must be > 0 (got {})",
+                     lars_eta);
   check<ConfigError>(clip_grad_norm >= 0, "clip_grad_norm: must be >= 0 (got {})", clip_grad_norm);
 }
 

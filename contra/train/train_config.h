@@ -6,29 +6,36 @@
 namespace contra::train {
 
 struct OptimConfig {
-  std::string name = "adam";  // adam | adamw | sgd
+  std::string name = "adam";  // adam | adamw | sgd | lars
   double lr = 2e-4;           // peak learning rate (CPC: Adam 2e-4)
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam / adamw
-  double momentum = 0.9;                          // sgd
+  double momentum = 0.9;                          // sgd / lars (μ)
   std::string schedule = "constant";              // constant | cosine (after warmup)
   std::int64_t warmup_steps = 0;                  // linear warmup from 0 to lr
   double min_lr_ratio = 0.0;                      // cosine floor as a fraction of lr
   double clip_grad_norm = 0.0;                    // 0 = off; else max global L2 norm
+  // LARS (lars.h): g ← g + wd·p, r = η·‖p‖/‖g‖ per parameter tensor, v ← μ·v + lr·r·g,
+  // p ← p − v; with lars_exclude_bias_and_norm, dim ≤ 1 parameters get v ← μ·v + lr·g instead.
+  double lars_eta = 0.001;                 // trust coefficient η (> 0)
+  bool lars_exclude_bias_and_norm = true;  // biases and BN γ/β: no decay, no adaptation
 
   template <class V>
   void visit(V& v) {
-    v("name", name, "adam | adamw | sgd");
+    v("name", name, "adam | adamw | sgd | lars");
     v("lr", lr, "peak learning rate (> 0)");
     v("weight_decay", weight_decay, ">= 0");
     v("beta1", beta1);
     v("beta2", beta2);
     v("eps", eps);
-    v("momentum", momentum, "sgd momentum");
+    v("momentum", momentum, "sgd / lars momentum");
     v("schedule", schedule, "constant | cosine (after warmup)");
     v("warmup_steps", warmup_steps, "linear warmup steps");
     v("min_lr_ratio", min_lr_ratio, "cosine floor as a fraction of lr");
     v("clip_grad_norm", clip_grad_norm, "max global gradient L2 norm (0 = off)");
+    v("lars_eta", lars_eta, "lars trust coefficient (> 0)");
+    v("lars_exclude_bias_and_norm", lars_exclude_bias_and_norm,
+      "lars: no decay or adaptation for biases and norm parameters (dim <= 1)");
   }
   void validate() const;
 };

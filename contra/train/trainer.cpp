@@ -16,6 +16,7 @@
 #include "contra/core/runtime.h"
 #include "contra/data/prefetch_loader.h"
 #include "contra/train/checkpoint.h"
+#include "contra/train/lars.h"
 
 namespace contra::train {
 
@@ -38,8 +39,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& c,
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
   }
-  throw ConfigError(
-      fmt::format("optim.name: unknown optimizer '{}' (expected adam, adamw or sgd)", c.name));
+  if (c.name == "lars") {
+    return std::make_unique<Lars>(params, LarsOptions(c.lr)
+                                              .momentum(c.momentum)
+                                              .weight_decay(c.weight_decay)
+                                              .eta(c.lars_eta)
+                                              .exclude_bias_and_norm(c.lars_exclude_bias_and_norm));
+  }
+  throw ConfigError(fmt::format(
+      "optim.name: unknown optimizer '{}' (expected adam, adamw, sgd or lars)", c.name));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -51,6 +59,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
       adamw->lr(lr);
     } else if (auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&options)) {
       sgd->lr(lr);
+    } else if (auto* lars = dynamic_cast<LarsOptions*>(&options)) {
+      lars->lr(lr);
     }
   }
 }

@@ -59,7 +59,7 @@ class Trainer {
   std::string config_yaml_;
 };
 
-/// Builds the configured optimizer over `parameters`.
+/// Builds the configured optimizer (adam, adamw, sgd or lars; see lars.h) over `parameters`.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(
     const OptimConfig& config, const std::vector<torch::Tensor>& parameters);
 /// Sets the learning rate of every parameter group.

@@ -141,6 +141,36 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   EXPECT_EQ(steps, (std::vector<int64_t>{2, 4, 5, 6, 8, 10, 12}));
 }
 
+TEST(Trainer, LarsResumeEqualsUninterrupted) {
+  // LARS with momentum 0.9 and a warmup longer than the first run: a resume that lost the momentum
+  // buffers (or a set_learning_rate that ignored LarsOptions) would end elsewhere.
+  TempDir d;
+  OptimConfig o;
+  o.name = "lars";
+  o.lr = 0.05;
+  o.momentum = 0.9;
+  o.weight_decay = 1e-4;
+  o.lars_eta = 0.5;
+  o.warmup_steps = 8;
+  torch::manual_seed(4);
+  auto full = std::make_shared<ToyMethod>();
+  auto initial = full->linear->weight.detach().clone();
+  auto s_full = Trainer(full, quick(12), o, d.file("full"), "c")
+                    .fit([](int64_t i) { return toy_batch(i); }, false);
+  torch::manual_seed(4);
+  auto first = std::make_shared<ToyMethod>();
+  Trainer(first, quick(5), o, d.file("split"), "c")
+      .fit([](int64_t i) { return toy_batch(i); }, false);
+  auto second = std::make_shared<ToyMethod>();
+  auto s2 = Trainer(second, quick(12), o, d.file("split"), "c")
+                .fit([](int64_t i) { return toy_batch(i); }, true);
+  EXPECT_EQ(s2.first_step, 5);
+  EXPECT_FALSE(torch::allclose(full->linear->weight, initial));
+  EXPECT_TRUE(torch::equal(second->linear->weight, full->linear->weight));
+  EXPECT_TRUE(torch::equal(second->linear->bias, full->linear->bias));
+  EXPECT_LT(s_full.losses.back(), s_full.losses.front());
+}
+
 TEST(Trainer, AccumulationEqualsLargerBatch) {
   TempDir d;
   OptimConfig o;
