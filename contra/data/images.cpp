@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
@@ -403,6 +404,102 @@ ImageFolderInfo describe_image_dataset(const std::string& dir) {
   info.width = first.images.size(3);
   for (const auto& [name, ds] : parts) info.splits.push_back(split_info(name, ds));
   return info;
+}
+
+// ---- read one split ----------------------------------------------------------------------------
+
+ImageDataset read_image_dataset(const std::string& dir, const std::string& split) {
+  check<DataError>(fs::is_directory(dir), "dataset: '{}' is not a folder", dir);
+  if (path_exists(dir + "/train-images-idx3-ubyte") || path_exists(dir + "/t10k-images-idx3-ubyte"))
+    return read_mnist(dir, split);
+  const std::string cifar_root =
+      path_exists(dir + "/cifar-10-batches-bin") ? dir + "/cifar-10-batches-bin" : dir;
+  if (path_exists(cifar_root + "/data_batch_1.bin") ||
+      path_exists(cifar_root + "/test_batch.bin")) {
+    check<ConfigError>(split == "train" || split == "test",
+                       "CIFAR-10: unknown split '{}' (expected 'train' or 'test')", split);
+    return read_cifar10(cifar_root, split == "train");
+  }
+  const std::string root =
+      !split.empty() && fs::is_directory(dir + "/" + split) ? dir + "/" + split : dir;
+  try {
+    return read_image_folder(root);
+  } catch (const DataError& e) {
+    throw DataError(fmt::format(
+        "dataset: nothing readable in '{}' (no MNIST IDX files, no CIFAR-10 batches; as an image "
+        "folder: {})",
+        dir, e.what()));
+  }
+}
+
+// ---- writing images ----------------------------------------------------------------------------
+
+namespace {
+void append_png_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data),
+                                             static_cast<std::size_t>(size));
+}
+}  // namespace
+
+std::string encode_png(const torch::Tensor& image) {
+  check<ConfigError>(image.defined() && image.scalar_type() == torch::kUInt8 && image.dim() == 3,
+                     "png: expected a uint8 (C, H, W) image");
+  const std::int64_t c = image.size(0), h = image.size(1), w = image.size(2);
+  check<ConfigError>(c == 1 || c == 3 || c == 4, "png: expected 1, 3 or 4 channels (got {})", c);
+  check<ConfigError>(h > 0 && w > 0 && h <= INT32_MAX / 4 && w <= INT32_MAX / (4 * c),
+                     "png: bad image size {}x{}", h, w);
+  // stb wants interleaved (H, W, C) rows.
+  auto hwc = image.to(torch::kCPU).permute({1, 2, 0}).contiguous();
+  std::string out;
+  const int ok = stbi_write_png_to_func(append_png_bytes, &out, static_cast<int>(w),
+                                        static_cast<int>(h), static_cast<int>(c),
+                                        hwc.data_ptr<std::uint8_t>(), static_cast<int>(w * c));
+  check<IoError>(ok != 0 && !out.empty(), "png: encoding a {}x{}x{} image failed", c, h, w);
+  return out;
+}
+
+void write_png(const std::string& path, const torch::Tensor& image) {
+  std::string bytes;
+  try {
+    bytes = encode_png(image);
+  } catch (const IoError& e) {
+    throw IoError(fmt::format("cannot write '{}': {}", path, e.what()));
+  }
+  write_file_atomic(path, bytes);
+}
+
+torch::Tensor make_image_grid(const std::vector<torch::Tensor>& columns, std::int64_t pad,
+                              std::int64_t scale) {
+  check<ConfigError>(!columns.empty(), "image grid: no columns");
+  check<ConfigError>(pad >= 0, "image grid: pad must be >= 0 (got {})", pad);
+  check<ConfigError>(scale >= 1, "image grid: scale must be >= 1 (got {})", scale);
+  const auto& first = columns.front();
+  check<ConfigError>(first.defined() && first.dim() == 4,
+                     "image grid: expected (N, C, H, W) batches");
+  const std::int64_t n = first.size(0), c = first.size(1);
+  std::int64_t cell_h = 0, cell_w = 0;
+  for (std::size_t j = 0; j < columns.size(); ++j) {
+    const auto& col = columns[j];
+    check<ConfigError>(col.defined() && col.dim() == 4 && col.size(0) == n && col.size(1) == c,
+                       "image grid: column {} is not an ({}, {}, H, W) batch", j, n, c);
+    cell_h = std::max(cell_h, col.size(2) * scale);
+    cell_w = std::max(cell_w, col.size(3) * scale);
+  }
+  const auto cols = static_cast<std::int64_t>(columns.size());
+  const std::int64_t height = n * cell_h + (n + 1) * pad;
+  const std::int64_t width = cols * cell_w + (cols + 1) * pad;
+  auto grid = torch::full({c, height, width}, 128, torch::kUInt8);
+  for (std::int64_t j = 0; j < cols; ++j) {
+    auto col = columns[static_cast<std::size_t>(j)].to(torch::kCPU, torch::kFloat32);
+    auto pixels = col.clamp(0.0, 1.0).mul(255.0).round().to(torch::kUInt8);
+    if (scale > 1) pixels = pixels.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+    const std::int64_t left = pad + j * (cell_w + pad);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t top = pad + i * (cell_h + pad);
+      grid.narrow(1, top, pixels.size(2)).narrow(2, left, pixels.size(3)).copy_(pixels[i]);
+    }
+  }
+  return grid;
 }
 
 }  // namespace contra::data

@@ -95,4 +95,30 @@ struct ImageFolderInfo {
 /// it and summarises it. Throws DataError when nothing readable is there.
 ImageFolderInfo describe_image_dataset(const std::string& dir);
 
+/// Reads one split of `dir`, detecting the format as describe_image_dataset does: MNIST IDX files
+/// → read_mnist(dir, split); CIFAR-10 batches (in `dir` or `dir/cifar-10-batches-bin`) →
+/// read_cifar10(dir, split == "train"); else an image folder, `dir/<split>` when that folder exists
+/// and `dir` itself otherwise. Throws DataError naming `dir` when nothing readable is there.
+///   ImageDataset train = read_image_dataset("data/mnist", "train");
+ImageDataset read_image_dataset(const std::string& dir, const std::string& split = "train");
+
+// ---- writing images ----------------------------------------------------------------------------
+
+/// Encodes a uint8 (C, H, W) image, C = 1 (grey), 3 (RGB) or 4 (RGBA), as PNG (stb_image_write)
+/// and writes it atomically. The bytes depend only on the pixels. Throws ConfigError for a wrong
+/// dtype or shape, IoError when encoding or writing fails (naming the file).
+void write_png(const std::string& path, const torch::Tensor& image);
+/// The PNG bytes write_png would write.
+std::string encode_png(const torch::Tensor& image);
+
+/// Tiles image batches into one picture: `columns[j]` is a float batch (N, C, H_j, W_j) in [0, 1]
+/// (C = 1 or 3, the same N and C in every column); row i of the grid shows image i of every column
+/// from left to right. Cells are `cell = max H_j · scale` by `max W_j · scale` pixels, each image
+/// nearest-neighbour upscaled by `scale` and placed at the cell's top-left corner, with `pad`
+/// pixels of grey (128) around and between cells. Returns uint8 (C, H, W) with
+/// H = N · cell_h + (N + 1) · pad and W = columns · cell_w + (columns + 1) · pad.
+/// Throws ConfigError for no columns, mismatched N or C, pad < 0 or scale < 1.
+torch::Tensor make_image_grid(const std::vector<torch::Tensor>& columns, std::int64_t pad = 2,
+                              std::int64_t scale = 1);
+
 }  // namespace contra::data

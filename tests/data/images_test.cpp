@@ -10,17 +10,10 @@
 #include "contra/core/fs.h"
 #include "tests/support/support.h"
 
-// The test binary's one stb_image_write implementation (writes the PNG fixtures).
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
+// Declarations only: the library's contra/data/stb_image_impl.cpp holds the one stb_image and
+// stb_image_write implementation (the fixtures are written and read back with it).
+#include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace contra::data {
 namespace {
@@ -154,7 +147,7 @@ TEST(Cifar, WrongSizeNamesFileAndExpectedSize) {
   expect_data_error([&] { read_cifar10_batch(d.file("bad.bin"), 1); }, "record 0 has label 11");
 }
 
-void write_png(const std::string& path, int w, int h, int channels, int value) {
+void write_fixture_png(const std::string& path, int w, int h, int channels, int value) {
   std::vector<unsigned char> px(static_cast<std::size_t>(w * h * channels));
   for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<unsigned char>(value + i % 3);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -163,9 +156,9 @@ void write_png(const std::string& path, int w, int h, int channels, int value) {
 
 TEST(ImageFolder, TwoClassesSortedWithLabels) {
   TempDir d;
-  write_png(d.file("zebra/b.png"), 4, 3, 3, 100);
-  write_png(d.file("zebra/a.PNG"), 4, 3, 3, 110);
-  write_png(d.file("ant/x.png"), 4, 3, 1, 50);  // grey, converted to RGB
+  write_fixture_png(d.file("zebra/b.png"), 4, 3, 3, 100);
+  write_fixture_png(d.file("zebra/a.PNG"), 4, 3, 3, 110);
+  write_fixture_png(d.file("ant/x.png"), 4, 3, 1, 50);  // grey, converted to RGB
   write_bytes(d.file("ant/notes.txt"), "ignored");
   auto ds = read_image_folder(d.path());
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"ant", "zebra"}));
@@ -184,8 +177,8 @@ TEST(ImageFolder, TwoClassesSortedWithLabels) {
 
 TEST(ImageFolder, UnlabelledImagesDirectlyUnderRoot) {
   TempDir d;
-  write_png(d.file("1.png"), 2, 2, 3, 0);
-  write_png(d.file("2.png"), 2, 2, 3, 9);
+  write_fixture_png(d.file("1.png"), 2, 2, 3, 0);
+  write_fixture_png(d.file("2.png"), 2, 2, 3, 9);
   std::vector<unsigned char> grey(4, 128);  // a JPEG too (lossy: only the shape is exact)
   ASSERT_TRUE(stbi_write_jpg(d.file("3.jpeg").c_str(), 2, 2, 1, grey.data(), 95));
   auto ds = read_image_folder(d.path());
@@ -197,18 +190,18 @@ TEST(ImageFolder, UnlabelledImagesDirectlyUnderRoot) {
 
 TEST(ImageFolder, BadInputsNameTheFile) {
   TempDir d;
-  write_png(d.file("cat/a.png"), 2, 2, 3, 0);
+  write_fixture_png(d.file("cat/a.png"), 2, 2, 3, 0);
   write_bytes(d.file("cat/broken.jpg"), "this is not a jpeg");
   expect_data_error([&] { read_image_folder(d.path()); },
                     "cannot decode '" + d.file("cat/broken.jpg") + "'");
   remove_all(d.file("cat/broken.jpg"));
-  write_png(d.file("cat/big.png"), 3, 2, 3, 0);
+  write_fixture_png(d.file("cat/big.png"), 3, 2, 3, 0);
   expect_data_error([&] { read_image_folder(d.path()); }, "big.png' is 3x2 (expected 2x2");
   remove_all(d.file("cat/big.png"));
   make_dirs(d.file("dog"));
   expect_data_error([&] { read_image_folder(d.path()); }, "'" + d.file("dog") + "' holds no");
   remove_all(d.file("dog"));
-  write_png(d.file("stray.png"), 2, 2, 3, 0);
+  write_fixture_png(d.file("stray.png"), 2, 2, 3, 0);
   expect_data_error([&] { read_image_folder(d.path()); }, "both directly inside");
   TempDir empty;
   expect_data_error([&] { read_image_folder(empty.path()); }, "no .png/.jpg/.jpeg images");
@@ -225,11 +218,136 @@ TEST(DescribeImageDataset, DetectsEachFormat) {
   ASSERT_EQ(m.splits.size(), 1u);
   EXPECT_EQ(m.splits[0].per_class[0], 2);
   EXPECT_EQ(m.height, 28);
-  write_png(d.file("folder/a/1.png"), 5, 6, 3, 0);
+  write_fixture_png(d.file("folder/a/1.png"), 5, 6, 3, 0);
   auto f = describe_image_dataset(d.file("folder"));
   EXPECT_EQ(f.format, "image-folder");
   EXPECT_EQ(f.width, 5);
   EXPECT_EQ(f.classes, (std::vector<std::string>{"a"}));
+}
+
+// Decodes PNG bytes with stb_image into uint8 (C, H, W), C = the file's own channel count.
+torch::Tensor decode_png(const std::string& bytes) {
+  int w = 0, h = 0, c = 0;
+  const auto* buf = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = static_cast<int>(bytes.size());
+  EXPECT_TRUE(stbi_info_from_memory(buf, len, &w, &h, &c)) << stbi_failure_reason();
+  stbi_uc* px = stbi_load_from_memory(buf, len, &w, &h, &c, c);
+  if (!px) return {};
+  auto out = torch::from_blob(px, {h, w, c}, torch::kUInt8).permute({2, 0, 1}).clone();
+  stbi_image_free(px);
+  return out;
+}
+
+TEST(WritePng, RoundTripsGreyRgbAndRgba) {
+  TempDir d;
+  torch::manual_seed(0);
+  for (std::int64_t c : {1, 3, 4}) {
+    auto image = torch::randint(0, 256, {c, 7, 5}, torch::kInt64).to(torch::kUInt8);
+    const std::string path = d.file("img" + std::to_string(c) + ".png");
+    write_png(path, image);
+    const std::string bytes = read_file(path);
+    EXPECT_EQ(bytes.substr(1, 3), "PNG");
+    EXPECT_EQ(bytes, encode_png(image));  // deterministic
+    auto back = decode_png(bytes);
+    ASSERT_TRUE(back.defined());
+    EXPECT_TRUE(torch::equal(back, image)) << "channels " << c;
+  }
+  // A non-contiguous view is written as its pixels.
+  auto wide = torch::randint(0, 256, {3, 4, 6}, torch::kInt64).to(torch::kUInt8);
+  auto view = wide.transpose(1, 2);
+  write_png(d.file("t.png"), view);
+  EXPECT_TRUE(torch::equal(decode_png(read_file(d.file("t.png"))), view));
+}
+
+TEST(WritePng, BadImagesAndPaths) {
+  TempDir d;
+  EXPECT_THROW(write_png(d.file("a.png"), torch::zeros({2, 4, 4}, torch::kUInt8)), ConfigError);
+  EXPECT_THROW(write_png(d.file("a.png"), torch::zeros({3, 4, 4}, torch::kFloat32)), ConfigError);
+  EXPECT_THROW(write_png(d.file("a.png"), torch::zeros({4, 4}, torch::kUInt8)), ConfigError);
+  try {
+    write_png(d.file("no/such/dir/a.png"), torch::zeros({1, 4, 4}, torch::kUInt8));
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("a.png"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(path_exists(d.file("a.png")));
+}
+
+TEST(ImageGrid, LayoutScaleAndPadding) {
+  // 2 images (rows) × 3 columns of 1×2×3 images, pad 1, scale 2 → cells of 4×6.
+  auto a = torch::zeros({2, 1, 2, 3});
+  auto b = torch::ones({2, 1, 2, 3});
+  auto c = torch::arange(12, torch::kFloat32).reshape({2, 1, 2, 3}) / 11.0;
+  auto grid = make_image_grid({a, b, c}, /*pad=*/1, /*scale=*/2);
+  EXPECT_EQ(grid.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(grid.sizes().vec(), (std::vector<int64_t>{1, 2 * 4 + 3, 3 * 6 + 4}));
+  // Padding is grey: the corner, the gap between columns, the gap between rows.
+  EXPECT_EQ(grid[0][0][0].item<int>(), 128);
+  EXPECT_EQ(grid[0][1][7].item<int>(), 128);
+  EXPECT_EQ(grid[0][5][1].item<int>(), 128);
+  // Column 0 (zeros) starts at (1, 1); column 1 (ones) at x = 1 + 6 + 1 = 8.
+  EXPECT_EQ(grid[0][1][1].item<int>(), 0);
+  EXPECT_EQ(grid[0][4][6].item<int>(), 0);
+  EXPECT_EQ(grid[0][1][8].item<int>(), 255);
+  // Column 2, row 1 (top-left at y = 1 + 4 + 1 = 6, x = 15): pixel (r, q) of image 1 covers the
+  // 2×2 block at (6 + 2r, 15 + 2q); image 1 holds 6..11 / 11.
+  for (int r = 0; r < 2; ++r) {
+    for (int q = 0; q < 3; ++q) {
+      const int expected = static_cast<int>(std::lround((6 + 3 * r + q) / 11.0 * 255.0));
+      for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx)
+          EXPECT_EQ(grid[0][6 + 2 * r + dy][15 + 2 * q + dx].item<int>(), expected) << r << q;
+    }
+  }
+  // Colour grids keep their channels; a smaller column sits in the top-left of its cell.
+  auto rgb = make_image_grid({torch::rand({3, 3, 4, 4}), torch::rand({3, 3, 2, 2})}, 0, 1);
+  EXPECT_EQ(rgb.sizes().vec(), (std::vector<int64_t>{3, 12, 8}));
+  EXPECT_EQ(rgb[0][3][7].item<int>(), 128);
+  EXPECT_THROW(make_image_grid({}, 1, 1), ConfigError);
+  EXPECT_THROW(make_image_grid({a, torch::zeros({3, 1, 2, 3})}, 1, 1), ConfigError);
+  EXPECT_THROW(make_image_grid({a}, 1, 0), ConfigError);
+}
+
+TEST(ReadImageDataset, DetectsEachFormat) {
+  TempDir d;
+  make_dirs(d.file("mnist"));
+  auto digits = random_images(3, 28, 28);
+  write_idx_images(d.file("mnist/train-images-idx3-ubyte"), digits);
+  write_idx_labels(d.file("mnist/train-labels-idx1-ubyte"), torch::tensor({0, 0, 9}));
+  auto m = read_image_dataset(d.file("mnist"), "train");
+  EXPECT_TRUE(torch::equal(m.images, digits));
+  EXPECT_EQ(values(m.labels), (std::vector<int64_t>{0, 0, 9}));
+  expect_data_error([&] { read_image_dataset(d.file("mnist"), "test"); }, "t10k-images-idx3-ubyte");
+
+  make_dirs(d.file("cifar/cifar-10-batches-bin"));
+  std::string batch;  // one whole test batch (10,000 records, 30 MB), labels i % 10
+  batch.reserve(static_cast<std::size_t>(kCifarBatchRecords * kCifarRecordBytes));
+  for (int i = 0; i < kCifarBatchRecords; ++i) batch += cifar_record(i % 10, i % 256);
+  write_bytes(d.file("cifar/cifar-10-batches-bin/test_batch.bin"), batch);
+  auto c = read_image_dataset(d.file("cifar"), "test");
+  EXPECT_EQ(c.images.sizes().vec(), (std::vector<int64_t>{kCifarBatchRecords, 3, 32, 32}));
+  EXPECT_EQ(c.labels[13].item<int64_t>(), 3);
+  EXPECT_EQ(c.images[13][2][5][5].item<int>(), 13);
+  expect_data_error([&] { read_image_dataset(d.file("cifar"), "train"); }, "data_batch_1.bin");
+  EXPECT_THROW(read_image_dataset(d.file("cifar"), "valid"), ConfigError);
+
+  write_fixture_png(d.file("folder/train/a/1.png"), 5, 6, 3, 0);
+  write_fixture_png(d.file("folder/train/b/1.png"), 5, 6, 3, 7);
+  write_fixture_png(d.file("folder/test/a/1.png"), 5, 6, 3, 0);
+  auto f = read_image_dataset(d.file("folder"), "train");
+  EXPECT_EQ(f.size(), 2);
+  EXPECT_EQ(f.classes, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(read_image_dataset(d.file("folder"), "test").size(), 1);
+  write_fixture_png(d.file("flat/1.png"), 4, 4, 3, 0);
+  auto flat = read_image_dataset(d.file("flat"), "train");  // no train/ folder: the root itself
+  EXPECT_EQ(flat.size(), 1);
+  EXPECT_TRUE(flat.classes.empty());
+
+  TempDir empty;
+  expect_data_error([&] { read_image_dataset(empty.path(), "train"); },
+                    "nothing readable in '" + empty.path() + "'");
+  expect_data_error([&] { read_image_dataset(empty.file("nope"), "train"); },
+                    "nope' is not a folder");
 }
 
 }  // namespace

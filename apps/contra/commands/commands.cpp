@@ -19,6 +19,7 @@ void register_commands(CLI::App& app) {
   register_corpus(app);
   register_data(app);
   register_train(app);
+  register_augment(app);
 }
 
 int run_selected(CLI::App& app) {

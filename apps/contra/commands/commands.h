@@ -17,8 +17,9 @@ int run_selected(CLI::App& app);
 void register_env(CLI::App& app);
 void register_audio(CLI::App& app);
 void register_corpus(CLI::App& app);
-void register_data(CLI::App& app);   // data mnist, data info
-void register_train(CLI::App& app);  // train + probe + finetune
+void register_data(CLI::App& app);     // data mnist, data info
+void register_train(CLI::App& app);    // train + probe + finetune
+void register_augment(CLI::App& app);  // augment preview
 
 /// Adds the options every command that reads a config shares: --config FILE, --set a.b=c
 /// (repeatable).
