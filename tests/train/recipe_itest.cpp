@@ -8,6 +8,8 @@
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
 #include "contra/train/checkpoint.h"
+#include "contra/method/registry.h"
+#include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 #include "tests/support/support.h"
 
@@ -109,10 +111,15 @@ TEST(RecipeIntegration, EveryShippedConfigLoads) {
   for (auto& e : fs::directory_iterator(contra::testing::source_dir() + "/configs")) {
     if (e.path().extension() != ".yaml") continue;
     SCOPED_TRACE(e.path().string());
-    EXPECT_NO_THROW(load_recipe(ConfigTree::load_file(e.path().string())));
+    ConfigTree tree = ConfigTree::load_file(e.path().string());
+    if (method::method_modality(tree) == "image") {
+      EXPECT_NO_THROW(load_image_recipe(tree));
+    } else {
+      EXPECT_NO_THROW(load_recipe(tree));
+    }
     ++n;
   }
-  EXPECT_GE(n, 2);
+  EXPECT_GE(n, 6);
 }
 
 TEST(RecipeIntegration, CliTrainAndProbe) {
