@@ -20,6 +20,8 @@ WARMUP=${WARMUP:-3}
 BATCH=${BATCH:-256}  # (smaller only for smoke checks)
 contra="$BUILD_DIR/bin/contra"
 py=/usr/bin/python3
+# Python runs with the same allocator setting contra makes at start-up (freed memory kept in the process).
+tunables='glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=17179869184:glibc.malloc.top_pad=1073741824'
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [[ -x "$contra" ]] || { echo "build first: ./run.sh build" >&2; exit 2; }
@@ -47,7 +49,7 @@ print('"$BATCH"'*len(rows)/secs, sum(r["loader_wait_s"] for r in rows))'
 }
 run_python() {  # threads -> "images_per_s loader_wait_s"
   local t=$1
-  OMP_NUM_THREADS=$t $py bench/python/simclr_reference.py --threads "$t" --steps "$STEPS" \
+  GLIBC_TUNABLES=$tunables OMP_NUM_THREADS=$t $py bench/python/simclr_reference.py --threads "$t" --steps "$STEPS" \
     --warmup "$WARMUP" --batch "$BATCH" --workers 1 2>"$out/perr" |
     $py -c 'import json,sys; d=json.load(sys.stdin); print(d["images_per_s"], d["loader_wait_s"])' ||
     { cat "$out/perr" >&2; exit 1; }

@@ -902,6 +902,10 @@ void ImageAugmentConfig::validate() const {
   check<ConfigError>(ratio_min > 0, "ratio_min: must be > 0 (got {})", ratio_min);
   check<ConfigError>(ratio_max >= ratio_min, "ratio_max: must be >= ratio_min (got {})", ratio_max);
   p(flip_p, "flip_p");
+  p(affine_p, "affine_p");
+  nonneg(degrees, "degrees");
+  check<ConfigError>(translate >= 0 && translate <= 1, "translate: must be in [0, 1] (got {})",
+                     translate);
   p(jitter_p, "jitter_p");
   nonneg(brightness, "brightness");
   nonneg(contrast, "contrast");
@@ -932,6 +936,10 @@ std::shared_ptr<Compose> ImageAugmentConfig::build() const {
                                                      .scale_max(scale_max)
                                                      .ratio_min(ratio_min)
                                                      .ratio_max(ratio_max)));
+  if (affine_p > 0 && (degrees > 0 || translate > 0)) {
+    chain->add(std::make_shared<RandomAffine>(
+        RandomAffineOptions().degrees(degrees).translate(translate).p(affine_p)));
+  }
   if (flip_p > 0) chain->add(std::make_shared<RandomHorizontalFlip>(flip_p));
   if (jitter_p > 0 && (brightness > 0 || contrast > 0 || saturation > 0 || hue > 0)) {
     chain->add(std::make_shared<ColorJitter>(ColorJitterOptions()

@@ -291,7 +291,9 @@ class AutoAugmentCifar10 : public ImageTransform {
 // ---------------------------------------------------------------------------------------------
 // Recipe config
 
-/// One view of a contrastive recipe: crop → flip → colour jitter → grayscale → blur → solarize.
+/// One view of a contrastive recipe: crop → [affine] → flip → colour jitter → grayscale → blur →
+/// solarize. The affine step (rotation ±degrees, shift ±translate·side, zero fill) is off in every
+/// preset; small-image recipes (MNIST) use it where flips make no sense.
 /// (The papers place the flip elsewhere; it commutes with every later step, so the distribution is
 /// the same.) Keys as below; `validate()` throws ConfigError naming the key and its range.
 struct ImageAugmentConfig {
@@ -299,6 +301,8 @@ struct ImageAugmentConfig {
   double scale_min = 0.08, scale_max = 1.0;
   double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
   double flip_p = 0.5;
+  double affine_p = 0.0;
+  double degrees = 0.0, translate = 0.0;
   double jitter_p = 0.8;
   double brightness = 0.4, contrast = 0.4, saturation = 0.4, hue = 0.1;
   double grayscale_p = 0.2;
@@ -316,6 +320,9 @@ struct ImageAugmentConfig {
     v("ratio_min", ratio_min, "smallest crop aspect ratio w/h (> 0)");
     v("ratio_max", ratio_max, "largest crop aspect ratio w/h");
     v("flip_p", flip_p, "horizontal flip probability [0, 1]");
+    v("affine_p", affine_p, "random rotation/translation probability [0, 1] (after the crop)");
+    v("degrees", degrees, "affine: largest rotation in degrees (>= 0)");
+    v("translate", translate, "affine: largest shift as a fraction of the side [0, 1]");
     v("jitter_p", jitter_p, "colour jitter probability [0, 1]");
     v("brightness", brightness, "brightness strength (>= 0)");
     v("contrast", contrast, "contrast strength (>= 0)");

@@ -29,15 +29,7 @@ CpcAudioConfig tiny(const std::string& mode = "batch") {
   return cfg;
 }
 
-template <class F>
-std::string config_error(F&& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "<no ConfigError>";
-}
+using contra::testing::config_error;
 
 // ---- sampler ------------------------------------------------------------------------------------
 

@@ -56,15 +56,7 @@ Batch two_views(int64_t n, int64_t side = 12) {
   return b;
 }
 
-template <class F>
-std::string config_error(F&& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "<no ConfigError>";
-}
+using contra::testing::config_error;
 
 // ---- SimCLR -------------------------------------------------------------------------------------
 
@@ -199,37 +191,28 @@ TEST_F(MocoTest, QueuePointerAndContentsAfterEachStep) {
   EXPECT_TRUE(torch::allclose(m.last_keys.norm(2, 1), torch::ones({8}), 1e-5, 1e-5));
 }
 
+// The keys of one step on a fixed batch, from a fixed initialisation.
+torch::Tensor step_keys(bool shuffle, int64_t splits) {
+  torch::manual_seed(5);
+  MocoConfig c = tiny_moco();
+  c.bn_splits = splits;
+  c.shuffle_bn = shuffle;
+  Moco m(c);
+  torch::manual_seed(6);
+  m.step(two_views(8));
+  return m.last_keys.clone();
+}
+
 TEST_F(MocoTest, ShuffleUnshuffleIsTheIdentity) {
   // With one BN group the statistics do not depend on the order, so shuffled-then-unshuffled keys
   // must equal the keys of the batch in its own order, row for row.
-  auto keys = [](bool shuffle) {
-    torch::manual_seed(5);
-    MocoConfig c = tiny_moco();
-    c.bn_splits = 1;
-    c.shuffle_bn = shuffle;
-    Moco m(c);
-    torch::manual_seed(6);
-    Batch b = two_views(8);
-    m.step(b);
-    return m.last_keys.clone();
-  };
-  EXPECT_TRUE(torch::allclose(keys(true), keys(false), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(step_keys(true, 1), step_keys(false, 1), 1e-5, 1e-6));
 }
 
 TEST_F(MocoTest, ShuffleChangesKeysWhenBnIsSplit) {
   // With 2 BN groups a shuffled batch puts items in other groups: the keys differ (this is what
   // stops a query and its key from sharing batch statistics).
-  auto keys = [](bool shuffle) {
-    torch::manual_seed(5);
-    MocoConfig c = tiny_moco();
-    c.shuffle_bn = shuffle;
-    Moco m(c);
-    torch::manual_seed(6);
-    Batch b = two_views(8);
-    m.step(b);
-    return m.last_keys.clone();
-  };
-  EXPECT_FALSE(torch::allclose(keys(true), keys(false), 1e-4, 1e-5));
+  EXPECT_FALSE(torch::allclose(step_keys(true, 2), step_keys(false, 2), 1e-4, 1e-5));
 }
 
 TEST_F(MocoTest, LossIsCrossEntropyAgainstQueue) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "contra/core/error.h"
+
 namespace contra::testing {
 
 /// Seeds LibTorch with 0 before each test (DESIGN.md §9).
@@ -43,5 +45,16 @@ CommandResult run_command(const std::string& command);
 
 /// Writes bytes to a file (test fixtures).
 void write_bytes(const std::string& path, const std::string& bytes);
+
+/// The message of the ConfigError that `f()` throws, or "<no ConfigError>" when it throws none.
+template <class F>
+std::string config_error(F&& f) {
+  try {
+    f();
+  } catch (const contra::ConfigError& e) {
+    return e.what();
+  }
+  return "<no ConfigError>";
+}
 
 }  // namespace contra::testing

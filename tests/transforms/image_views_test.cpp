@@ -47,6 +47,22 @@ TEST(ImageViewsTest, NoneIsAnIdentityView) {
   EXPECT_TRUE(torch::allclose(v.build()->apply(x, 5), x, 1e-5, 1e-5));
 }
 
+TEST(ImageViewsTest, AffineStepIsOffInPresetsAndOnWhenAsked) {
+  auto plain = read_image_views(yaml("augment:\n  preset: none\n"), "augment", "simclr", 16);
+  EXPECT_DOUBLE_EQ(plain.view.affine_p, 0.0);
+  auto turned = read_image_views(
+      yaml("augment:\n  preset: none\n  affine_p: 1\n  degrees: 30\n  translate: 0.1\n"),
+      "augment", "simclr", 16);
+  EXPECT_EQ(turned.build()->steps().size(), plain.build()->steps().size() + 1);
+  torch::Tensor x = torch::rand({4, 1, 16, 16});
+  torch::Tensor y = turned.build()->apply(x, 3);
+  EXPECT_EQ(y.sizes(), x.sizes());
+  EXPECT_FALSE(torch::allclose(y, x, 1e-3, 1e-3));
+  EXPECT_TRUE(torch::equal(y, turned.build()->apply(x, 3)));  // seeded
+  std::string e = config_error(yaml("augment:\n  translate: 2\n"));
+  EXPECT_NE(e.find("translate"), std::string::npos) << e;
+}
+
 TEST(ImageViewsTest, ResolvedSectionRoundTrips) {
   auto v = read_image_views(yaml("augment:\n  preset: moco_v2\n  views: 2\n  solarize_p: 0.1\n"),
                             "augment", "simclr", 32);
