@@ -11,8 +11,8 @@ namespace contra::data {
 ChannelStats channel_stats(const torch::Tensor& images) {
   check<DataError>(images.defined() && images.dim() == 4 && images.size(0) > 0,
                    "channel_stats: expected non-empty images (N, C, H, W)");
-  torch::Tensor x = images.to(torch::kDouble).div_(255.0).transpose(0, 1).reshape(
-      {images.size(1), -1});
+  torch::Tensor x =
+      images.to(torch::kDouble).div_(255.0).transpose(0, 1).reshape({images.size(1), -1});
   ChannelStats s;
   torch::Tensor mean = x.mean(1), std = x.std(1, /*unbiased=*/false);
   for (int64_t c = 0; c < images.size(1); ++c) {

@@ -5,10 +5,10 @@
 ///   ImageBatchSource source(train, stats, views);
 ///   method::Batch b = source.batch(i, 256, seed);   // b.views = {view 1, view 2}, labels, index
 ///
-/// Batch i is a pure function of (i, batch size, seed): item order is a seeded permutation per epoch
-/// (batches run across epoch boundaries without dropping images), and the views of batch i are
-/// drawn with the seed mix(seed, i). So a resumed run sees exactly the batches of an uninterrupted
-/// one, and the loader threads may build batches in any order.
+/// Batch i is a pure function of (i, batch size, seed): item order is a seeded permutation per
+/// epoch (batches run across epoch boundaries without dropping images), and the views of batch i
+/// are drawn with the seed mix(seed, i). So a resumed run sees exactly the batches of an
+/// uninterrupted one, and the loader threads may build batches in any order.
 #include <cstdint>
 #include <vector>
 

@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include <fmt/format.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
@@ -68,12 +68,14 @@ ImageProbeRow probe_image_features(const std::string& name, const ImageFeatureFn
                                    const c10::Device& device) {
   config.validate();
   check<DataError>(train.size() > 0 && test.size() > 0, "probe: empty train or test set");
-  check<DataError>(train.labels.min().item<int64_t>() >= 0 && test.labels.min().item<int64_t>() >= 0,
-                   "probe: every train and test image needs a label (unlabelled images found)");
+  check<DataError>(
+      train.labels.min().item<int64_t>() >= 0 && test.labels.min().item<int64_t>() >= 0,
+      "probe: every train and test image needs a label (unlabelled images found)");
   const auto start = std::chrono::steady_clock::now();
   ImageProbeRow row;
   row.name = name;
-  torch::Tensor train_x = extract_image_features(fn, train.images, stats, config.batch_size, device);
+  torch::Tensor train_x =
+      extract_image_features(fn, train.images, stats, config.batch_size, device);
   torch::Tensor test_x = extract_image_features(fn, test.images, stats, config.batch_size, device);
   row.dim = train_x.size(1);
   row.linear = linear_probe(train_x, train.labels, test_x, test.labels,
@@ -103,15 +105,15 @@ std::string image_probe_markdown(const std::vector<ImageProbeRow>& rows) {
 ImageFinetuneResult finetune_images(method::Method& model, const data::ImageDataset& train,
                                     const torch::Tensor& subset, const data::ImageDataset& test,
                                     const data::ChannelStats& stats,
-                                    const ImageFinetuneConfig& config,
-                                    const c10::Device& device) {
+                                    const ImageFinetuneConfig& config, const c10::Device& device) {
   config.validate();
   check<DataError>(subset.numel() > 0, "finetune: no labelled images");
   const auto start = std::chrono::steady_clock::now();
   ImageFinetuneResult result;
   result.labelled = subset.numel();
   result.test_size = test.size();
-  result.classes = std::max(train.labels.max().item<int64_t>(), test.labels.max().item<int64_t>()) + 1;
+  result.classes =
+      std::max(train.labels.max().item<int64_t>(), test.labels.max().item<int64_t>()) + 1;
   model.to(device);
   int64_t dim = 0;
   {
@@ -124,12 +126,14 @@ ImageFinetuneResult finetune_images(method::Method& model, const data::ImageData
   torch::nn::Linear head(dim, result.classes);
   head->to(device);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model.trainable_parameters(),
-                      std::make_unique<torch::optim::AdamOptions>(
-                          torch::optim::AdamOptions(config.encoder_lr).weight_decay(config.weight_decay)));
-  groups.emplace_back(head->parameters(),
-                      std::make_unique<torch::optim::AdamOptions>(
-                          torch::optim::AdamOptions(config.head_lr).weight_decay(config.weight_decay)));
+  groups.emplace_back(
+      model.trainable_parameters(),
+      std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(config.encoder_lr).weight_decay(config.weight_decay)));
+  groups.emplace_back(
+      head->parameters(),
+      std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(config.head_lr).weight_decay(config.weight_decay)));
   torch::optim::Adam optimizer(std::move(groups));
   const int64_t side = train.images.size(2);
   transforms::RandomResizedCrop crop(
@@ -153,7 +157,8 @@ ImageFinetuneResult finetune_images(method::Method& model, const data::ImageData
     }
     torch::Tensor idx = torch::tensor(pick, torch::kLong);
     torch::Tensor x = data::to_unit_float(train.images.index_select(0, idx));
-    if (config.crop_scale_min < 1) x = crop.apply(x, data::mix_seed(seed, static_cast<uint64_t>(step), 0xc0));
+    if (config.crop_scale_min < 1)
+      x = crop.apply(x, data::mix_seed(seed, static_cast<uint64_t>(step), 0xc0));
     x = data::normalize_images(x, stats).to(device);
     torch::Tensor y = train.labels.index_select(0, idx).to(device);
     model.train();

@@ -117,8 +117,7 @@ struct ImageFinetuneRow {
 ImageFinetuneResult finetune_images(method::Method& model, const data::ImageDataset& train,
                                     const torch::Tensor& subset, const data::ImageDataset& test,
                                     const data::ChannelStats& stats,
-                                    const ImageFinetuneConfig& config,
-                                    const c10::Device& device);
+                                    const ImageFinetuneConfig& config, const c10::Device& device);
 
 /// Markdown table: fraction, labelled images, pretrained %, scratch %.
 std::string image_finetune_markdown(const std::vector<ImageFinetuneRow>& rows);

@@ -54,8 +54,8 @@ TORCH_MODULE(OnlineProbe);
 
 /// Encodes `images` (N, C, H, W) in `splits` equal chunks, each its own forward pass — so each
 /// chunk's BatchNorm statistics are its own, as on `splits` devices with per-device BN (MoCo's
-/// setting, which shuffle-BN relies on). splits = 1 is one ordinary forward. Throws ConfigError when
-/// N is not a multiple of splits.
+/// setting, which shuffle-BN relies on). splits = 1 is one ordinary forward. Throws ConfigError
+/// when N is not a multiple of splits.
 torch::Tensor encode_in_splits(torch::nn::AnyModule& encoder, const torch::Tensor& images,
                                int64_t splits);
 

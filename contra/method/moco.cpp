@@ -18,8 +18,7 @@ void MocoConfig::validate() const {
   check<ConfigError>(mlp_hidden >= 0, "mlp_hidden: must be >= 0, got {}", mlp_hidden);
   check<ConfigError>(bn_splits >= 1, "bn_splits: must be >= 1, got {}", bn_splits);
   check<ConfigError>(online_probe_classes == 0 || online_probe_classes >= 2,
-                     "online_probe_classes: must be 0 (off) or >= 2, got {}",
-                     online_probe_classes);
+                     "online_probe_classes: must be 0 (off) or >= 2, got {}", online_probe_classes);
 }
 
 Moco::Moco(MocoConfig config) : config_(std::move(config)) {
@@ -30,19 +29,20 @@ Moco::Moco(MocoConfig config) : config_(std::move(config)) {
   // Official: mlp=False replaces the classifier by fc = Linear(d, dim); mlp=True by
   // Linear(d, d) → ReLU → fc. No BatchNorm in either head.
   head_q = register_module(
-      "head_q", nn::ProjectionHead(nn::ProjectionHeadOptions(
-                                       d, config_.mlp_hidden > 0 ? config_.mlp_hidden : d,
-                                       config_.dim)
-                                       .layers(config_.mlp ? 2 : 1)
-                                       .batch_norm(false)));
+      "head_q",
+      nn::ProjectionHead(
+          nn::ProjectionHeadOptions(d, config_.mlp_hidden > 0 ? config_.mlp_hidden : d, config_.dim)
+              .layers(config_.mlp ? 2 : 1)
+              .batch_norm(false)));
   // The key encoder: an exact copy, gradients off.
   encoder_k = encoder_q.clone();
   register_module("encoder_k", encoder_k.ptr());
-  head_k = register_module("head_k", std::dynamic_pointer_cast<nn::ProjectionHeadImpl>(
-                                         head_q->clone()));
+  head_k =
+      register_module("head_k", std::dynamic_pointer_cast<nn::ProjectionHeadImpl>(head_q->clone()));
   for (auto& p : encoder_k.ptr()->parameters()) p.set_requires_grad(false);
   for (auto& p : head_k->parameters()) p.set_requires_grad(false);
-  queue = register_module("queue", nn::KeyQueue(nn::KeyQueueOptions(config_.dim, config_.queue_size)));
+  queue =
+      register_module("queue", nn::KeyQueue(nn::KeyQueueOptions(config_.dim, config_.queue_size)));
   if (config_.online_probe_classes > 0) {
     probe = register_module("probe", OnlineProbe(d, config_.online_probe_classes));
   }
@@ -80,8 +80,8 @@ torch::Tensor Moco::keys(const torch::Tensor& images) {
   }
   // Official _batch_shuffle_ddp / _batch_unshuffle_ddp, with the chunks of the shuffled batch in
   // place of the devices.
-  torch::Tensor shuffle = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong))
-                              .to(images.device());
+  torch::Tensor shuffle =
+      torch::randperm(n, torch::TensorOptions().dtype(torch::kLong)).to(images.device());
   torch::Tensor unshuffle = torch::argsort(shuffle);
   torch::Tensor k = F::normalize(
       head_k->forward(encode_in_splits(encoder_k, images.index_select(0, shuffle), splits)),
@@ -95,8 +95,8 @@ StepOutput Moco::step(const Batch& batch) {
   const torch::Tensor& im_q = batch.views[0];
   const torch::Tensor& im_k = batch.views[1];
   check<DataError>(im_q.sizes() == im_k.sizes(), "moco: the two views differ in shape");
-  check<DataError>(im_q.size(0) <= config_.queue_size,
-                   "moco: batch of {} exceeds queue_size {}", im_q.size(0), config_.queue_size);
+  check<DataError>(im_q.size(0) <= config_.queue_size, "moco: batch of {} exceeds queue_size {}",
+                   im_q.size(0), config_.queue_size);
   torch::Tensor h = encode_in_splits(encoder_q, im_q, config_.bn_splits);
   torch::Tensor q = F::normalize(head_q->forward(h), F::NormalizeFuncOptions().dim(1));
   torch::Tensor k = keys(im_k);
@@ -104,7 +104,7 @@ StepOutput Moco::step(const Batch& batch) {
   torch::Tensor l_pos = (q * k).sum(1, /*keepdim=*/true);  // (N, 1)
   // The official code multiplies by queue.clone().detach(): the queue is rewritten in place below.
   torch::Tensor negatives = queue->queue.clone().detach();  // (dim, K)
-  torch::Tensor l_neg = torch::mm(q, negatives);             // (N, K)
+  torch::Tensor l_neg = torch::mm(q, negatives);            // (N, K)
   torch::Tensor logits = torch::cat({l_pos, l_neg}, 1) / config_.temperature;
   torch::Tensor labels = torch::zeros({q.size(0)}, logits.options().dtype(torch::kLong));
   StepOutput out;

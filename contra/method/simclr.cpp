@@ -12,8 +12,7 @@ void SimClrConfig::validate() const {
   projection.validate();
   check<ConfigError>(temperature > 0, "temperature: must be > 0, got {}", temperature);
   check<ConfigError>(online_probe_classes == 0 || online_probe_classes >= 2,
-                     "online_probe_classes: must be 0 (off) or >= 2, got {}",
-                     online_probe_classes);
+                     "online_probe_classes: must be 0 (off) or >= 2, got {}", online_probe_classes);
 }
 
 SimClr::SimClr(SimClrConfig config) : config_(std::move(config)) {
@@ -51,10 +50,12 @@ StepOutput SimClr::step(const Batch& batch) {
     torch::Tensor zn = torch::nn::functional::normalize(
         z.detach(), torch::nn::functional::NormalizeFuncOptions().dim(1));
     torch::Tensor sim = torch::mm(zn, zn.t());  // (2N, 2N)
-    torch::Tensor partner = torch::arange(2 * n, sim.options().dtype(torch::kLong)).add(n) % (2 * n);
+    torch::Tensor partner =
+        torch::arange(2 * n, sim.options().dtype(torch::kLong)).add(n) % (2 * n);
     torch::Tensor pos = sim.gather(1, partner.unsqueeze(1)).squeeze(1);
     sim.diagonal().fill_(-2.0);
-    out.metrics["instance_acc"] = sim.argmax(1).eq(partner).to(torch::kDouble).mean().item<double>();
+    out.metrics["instance_acc"] =
+        sim.argmax(1).eq(partner).to(torch::kDouble).mean().item<double>();
     out.metrics["pos_sim"] = pos.mean().item<double>();
     // Mean over the 2N·(2N − 2) negative pairs: all off-diagonal entries minus the positives.
     sim.diagonal().zero_();
@@ -63,8 +64,8 @@ StepOutput SimClr::step(const Batch& batch) {
   }
   out.metrics["contrastive_loss"] = out.loss.item<double>();
   if (probe) {
-    torch::Tensor labels = batch.labels.defined() ? torch::cat({batch.labels, batch.labels}, 0)
-                                                  : torch::Tensor();
+    torch::Tensor labels =
+        batch.labels.defined() ? torch::cat({batch.labels, batch.labels}, 0) : torch::Tensor();
     out.loss = out.loss + probe->forward(h, labels, out.metrics);
   }
   return out;
@@ -73,9 +74,8 @@ StepOutput SimClr::step(const Batch& batch) {
 torch::Tensor SimClr::features(const torch::Tensor& input, const std::string& kind) {
   if (kind == "encoder") return encoder.forward(input);
   if (kind == "projection") {
-    return torch::nn::functional::normalize(
-        head->forward(encoder.forward(input)),
-        torch::nn::functional::NormalizeFuncOptions().dim(1));
+    return torch::nn::functional::normalize(head->forward(encoder.forward(input)),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
   throw ConfigError("features: simclr has 'encoder' (the representation) and 'projection', got '" +
                     kind + "'");

@@ -45,15 +45,17 @@ std::string default_preset(const ConfigTree& tree) {
   if (name == "moco") {
     YAML::Node mlp = tree.node("method.mlp");
     return (mlp.IsDefined() && mlp.IsScalar() && mlp.as<std::string>() == "true") ? "moco_v2"
-                                                                                   : "moco_v1";
+                                                                                  : "moco_v1";
   }
   return "simclr";
 }
 
 // Checks what only the combination of sections can tell: views, batch and queue sizes.
 void check_method_against_recipe(method::Method& m, const ImageRecipe& r) {
-  if (auto* s = dynamic_cast<method::SimClr*>(&m)) s->check_batch(r.train.batch_size, r.augment.views);
-  if (auto* s = dynamic_cast<method::Moco*>(&m)) s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::SimClr*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::Moco*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
 }
 }  // namespace
 
@@ -70,8 +72,8 @@ ImageRecipe load_image_recipe(const ConfigTree& tree) {
         "{}: augment.size: required for data.format folder (the side of the training views)",
         tree.where("augment", tree.node("augment"))));
   }
-  r.augment = transforms::read_image_views(tree, "augment", default_preset(tree),
-                                           side > 0 ? side : 1);
+  r.augment =
+      transforms::read_image_views(tree, "augment", default_preset(tree), side > 0 ? side : 1);
   r.train = tree.get<TrainConfig>("train");
   r.optim = tree.get<OptimConfig>("optim");
   r.probe = tree.get<eval::ImageProbeConfig>("probe");
@@ -114,10 +116,10 @@ ImageData open_image_data(const ImageRecipe& r) {
   if (c.format == "mnist") {
     if (!path_exists(c.root)) {
       if (!c.generate) {
-        throw DataError(fmt::format(
-            "data.root '{}': no such folder (run `contra data mnist --out {}`, or set "
-            "data.generate=true)",
-            c.root, c.root));
+        throw DataError(
+            fmt::format("data.root '{}': no such folder (run `contra data mnist --out {}`, or set "
+                        "data.generate=true)",
+                        c.root, c.root));
       }
       const std::string cache =
           (fs::absolute(c.root).lexically_normal().parent_path() / ".cache").string();
@@ -154,9 +156,8 @@ TrainSummary train_image_recipe(const ImageRecipe& r, bool resume) {
   check_method_against_recipe(*method, r);
   ImageData d = open_image_data(r);
   log().info("training on {} images {}x{}x{} ({} test), normalisation mean [{:.4f}] std [{:.4f}]",
-             d.train.size(), d.train.images.size(1), d.train.images.size(2),
-             d.train.images.size(3), d.test.size(), fmt::join(d.stats.mean, ", "),
-             fmt::join(d.stats.std, ", "));
+             d.train.size(), d.train.images.size(1), d.train.images.size(2), d.train.images.size(3),
+             d.test.size(), fmt::join(d.stats.mean, ", "), fmt::join(d.stats.std, ", "));
   auto source = std::make_shared<data::ImageBatchSource>(d.train, d.stats, r.augment);
   const auto seed = static_cast<std::uint64_t>(r.train.seed);
   const auto batch = r.train.batch_size;
@@ -205,17 +206,19 @@ std::vector<eval::ImageProbeRow> probe_image_recipe(const ImageRecipe& r,
   {
     auto trained = method::make_method(r.tree);
     meta = load_checkpoint(checkpoint, *trained);
-    rows.push_back(eval::probe_image_features(fmt::format("{} ({} steps)", trained->name(), meta.step),
-                                              model_fn(trained), d.train, d.test, d.stats, r.probe,
-                                              device));
+    rows.push_back(
+        eval::probe_image_features(fmt::format("{} ({} steps)", trained->name(), meta.step),
+                                   model_fn(trained), d.train, d.test, d.stats, r.probe, device));
     log().info("probe {}: linear {:.2f}%, kNN {:.2f}%", rows.back().name,
                100 * rows.back().linear.test_accuracy, 100 * rows.back().knn.top1);
   }
   for (const auto& baseline : r.probe.baselines) {
     if (baseline == "random") {
-      seed_everything(static_cast<std::uint64_t>(r.train.seed));  // the trained run's initial weights
-      rows.push_back(eval::probe_image_features("random init", model_fn(method::make_method(r.tree)),
-                                                d.train, d.test, d.stats, r.probe, device));
+      seed_everything(
+          static_cast<std::uint64_t>(r.train.seed));  // the trained run's initial weights
+      rows.push_back(eval::probe_image_features("random init",
+                                                model_fn(method::make_method(r.tree)), d.train,
+                                                d.test, d.stats, r.probe, device));
     } else if (baseline == "pixels") {
       rows.push_back(eval::probe_image_features(
           "raw pixels", [](const torch::Tensor& x) { return x.flatten(1); }, d.train, d.test,
@@ -226,11 +229,11 @@ std::vector<eval::ImageProbeRow> probe_image_recipe(const ImageRecipe& r,
   }
   nlohmann::json rows_json = nlohmann::json::array();
   for (const auto& row : rows) rows_json.push_back(probe_row_json(row));
-  nlohmann::json results = {{"checkpoint", checkpoint},
-                            {"step", meta.step},
-                            {"probe", nlohmann::json::parse(
-                                          nlohmann::json(yaml_text(to_yaml(r.probe))).dump())},
-                            {"rows", rows_json}};
+  nlohmann::json results = {
+      {"checkpoint", checkpoint},
+      {"step", meta.step},
+      {"probe", nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.probe))).dump())},
+      {"rows", rows_json}};
   make_dirs(out_dir);
   write_file_atomic(out_dir + "/results.json", results.dump(2) + "\n");
   write_file_atomic(out_dir + "/results.md",
@@ -258,9 +261,9 @@ std::vector<eval::ImageFinetuneRow> finetune_image_recipe(const ImageRecipe& r,
     eval::ImageFinetuneRow row;
     row.fraction = fraction;
     torch::Tensor subset =
-        fraction >= 1.0 ? torch::arange(d.train.size(), torch::kLong)
-                        : data::stratified_split(d.train.labels, classes, fraction, r.finetune.seed)
-                              .second;
+        fraction >= 1.0
+            ? torch::arange(d.train.size(), torch::kLong)
+            : data::stratified_split(d.train.labels, classes, fraction, r.finetune.seed).second;
     {
       auto model = method::make_method(r.tree);
       load_checkpoint(checkpoint, *model);
@@ -295,18 +298,18 @@ std::vector<eval::ImageFinetuneRow> finetune_image_recipe(const ImageRecipe& r,
   nlohmann::json results = {
       {"checkpoint", checkpoint},
       {"step", meta.step},
-      {"finetune",
-       nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.finetune))).dump())},
+      {"finetune", nlohmann::json::parse(nlohmann::json(yaml_text(to_yaml(r.finetune))).dump())},
       {"rows", rows_json}};
   make_dirs(out_dir);
   write_file_atomic(out_dir + "/results_finetune.json", results.dump(2) + "\n");
   write_file_atomic(
       out_dir + "/results_finetune.md",
-      fmt::format("# Fine-tuning results\n\ncheckpoint `{}` (step {}); network + linear classifier, "
-                  "{} Adam steps of {} images, lr {:g} (network) / {:g} (classifier), crops "
-                  "[{:g}, 1]\n\n",
-                  checkpoint, meta.step, r.finetune.steps, r.finetune.batch_size,
-                  r.finetune.encoder_lr, r.finetune.head_lr, r.finetune.crop_scale_min) +
+      fmt::format(
+          "# Fine-tuning results\n\ncheckpoint `{}` (step {}); network + linear classifier, "
+          "{} Adam steps of {} images, lr {:g} (network) / {:g} (classifier), crops "
+          "[{:g}, 1]\n\n",
+          checkpoint, meta.step, r.finetune.steps, r.finetune.batch_size, r.finetune.encoder_lr,
+          r.finetune.head_lr, r.finetune.crop_scale_min) +
           eval::image_finetune_markdown(rows));
   return rows;
 }

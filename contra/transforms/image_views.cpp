@@ -83,7 +83,8 @@ ImageViewsConfig read_image_views(const ConfigTree& tree, const std::string& pat
   }
   const std::string where = tree.where(path, section);
   if (config.views < 1) {
-    throw ConfigError(fmt::format("{}: {}.views: must be >= 1 (got {})", where, path, config.views));
+    throw ConfigError(
+        fmt::format("{}: {}.views: must be >= 1 (got {})", where, path, config.views));
   }
   try {
     config.view.validate();

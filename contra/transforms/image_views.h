@@ -8,8 +8,9 @@
 ///     scale_min: 0.3      # ...any ImageAugmentConfig key overrides the preset
 ///
 /// The preset supplies the defaults; keys given in the section replace them. `none` is an identity
-/// view (no crop, flip, jitter, grayscale or blur), useful for debugging and as the evaluation view.
-/// Every key is checked (unknown keys and bad values are ConfigErrors naming file:line and key).
+/// view (no crop, flip, jitter, grayscale or blur), useful for debugging and as the evaluation
+/// view. Every key is checked (unknown keys and bad values are ConfigErrors naming file:line and
+/// key).
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
@@ -48,8 +48,11 @@ std::string recipe(const std::string& method, const std::string& root, const std
           : "method:\n  name: simclr\n  encoder: {width: 4}\n  projection: {hidden: 16, out: 8}\n"
             "  online_probe_classes: 10\n";
   return "schema_version: 1\n"
-         "run: {name: " + method + ", dir: " + runs + "}\n"
-         "data: {format: mnist, root: " + root + ", generate: false}\n" + m +
+         "run: {name: " +
+         method + ", dir: " + runs +
+         "}\n"
+         "data: {format: mnist, root: " +
+         root + ", generate: false}\n" + m +
          "augment: {preset: simclr, flip_p: 0, scale_min: 0.6}\n"
          "train: {steps: 4, batch_size: 16, threads: 1, log_every: 2, checkpoint_every: 2}\n"
          "optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1}\n"
@@ -62,8 +65,8 @@ class ImageRecipeIntegration : public ::testing::TestWithParam<std::string> {};
 TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
   TempDir d;
   write_digits(d.file("mnist"), 100, 40);
-  auto tree = ConfigTree::from_string(recipe(GetParam(), d.file("mnist"), d.file("runs")),
-                                      "tiny.yaml");
+  auto tree =
+      ConfigTree::from_string(recipe(GetParam(), d.file("mnist"), d.file("runs")), "tiny.yaml");
   ImageRecipe r = load_image_recipe(tree);
   auto s = train_image_recipe(r, false);
   EXPECT_EQ(s.steps, 4);
@@ -137,8 +140,8 @@ TEST(ImageRecipeErrors, NameTheKey) {
 }
 
 TEST(ImageRecipeErrors, MissingDataNamesTheFolder) {
-  auto r = load_image_recipe(ConfigTree::from_string(recipe("simclr", "/nonexistent/mnist", "/tmp"),
-                                                     "x.yaml"));
+  auto r = load_image_recipe(
+      ConfigTree::from_string(recipe("simclr", "/nonexistent/mnist", "/tmp"), "x.yaml"));
   try {
     open_image_data(r);
     FAIL() << "no DataError";
@@ -162,8 +165,9 @@ TEST(ImageRecipeCli, TrainsAndRejectsBadKeysWithExit2) {
                                           " --set method.colour=1");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("method.colour"), std::string::npos) << bad.err;
-  auto probe = contra::testing::run_command(contra + " probe --checkpoint " + d.file("runs/simclr") +
-                                            " --set probe.knn_k=3 --set probe.linear_epochs=5");
+  auto probe =
+      contra::testing::run_command(contra + " probe --checkpoint " + d.file("runs/simclr") +
+                                   " --set probe.knn_k=3 --set probe.linear_epochs=5");
   ASSERT_EQ(probe.exit_code, 0) << probe.err;
   EXPECT_NE(probe.out.find("raw pixels"), std::string::npos) << probe.out;
 }

@@ -7,8 +7,8 @@
 
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
-#include "contra/train/checkpoint.h"
 #include "contra/method/registry.h"
+#include "contra/train/checkpoint.h"
 #include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 #include "tests/support/support.h"

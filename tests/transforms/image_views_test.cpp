@@ -24,7 +24,7 @@ TEST(ImageViewsTest, PresetSuppliesDefaultsAndKeysOverride) {
                             "simclr", 32);
   EXPECT_EQ(v.preset, "moco_v1");
   EXPECT_EQ(v.views, 2);
-  EXPECT_EQ(v.view.size, 32);          // the data's side
+  EXPECT_EQ(v.view.size, 32);               // the data's side
   EXPECT_DOUBLE_EQ(v.view.scale_min, 0.2);  // MoCo v1's crop
   EXPECT_DOUBLE_EQ(v.view.jitter_p, 1.0);   // MoCo v1 jitters always
   EXPECT_DOUBLE_EQ(v.view.blur_p, 0.3);     // overridden
@@ -51,8 +51,8 @@ TEST(ImageViewsTest, AffineStepIsOffInPresetsAndOnWhenAsked) {
   auto plain = read_image_views(yaml("augment:\n  preset: none\n"), "augment", "simclr", 16);
   EXPECT_DOUBLE_EQ(plain.view.affine_p, 0.0);
   auto turned = read_image_views(
-      yaml("augment:\n  preset: none\n  affine_p: 1\n  degrees: 30\n  translate: 0.1\n"),
-      "augment", "simclr", 16);
+      yaml("augment:\n  preset: none\n  affine_p: 1\n  degrees: 30\n  translate: 0.1\n"), "augment",
+      "simclr", 16);
   EXPECT_EQ(turned.build()->steps().size(), plain.build()->steps().size() + 1);
   torch::Tensor x = torch::rand({4, 1, 16, 16});
   torch::Tensor y = turned.build()->apply(x, 3);

@@ -81,8 +81,8 @@ int run_train(const TrainOptions& o) {
     return 0;
   }
   if (s.steps == s.first_step) {
-    std::printf("run %s is already at step %lld (train.steps); nothing to do\n",
-                run_dir.c_str(), static_cast<long long>(s.steps));
+    std::printf("run %s is already at step %lld (train.steps); nothing to do\n", run_dir.c_str(),
+                static_cast<long long>(s.steps));
     return 0;
   }
   std::printf("run          %s\n", run_dir.c_str());
@@ -93,7 +93,8 @@ int run_train(const TrainOptions& o) {
               s.items_per_second, s.loader_wait_seconds);
   std::printf("final loss   %.4f\n", s.loss);
   for (const auto& [k, v] : s.metrics) {
-    if (k.rfind("acc_", 0) == 0 || k == "instance_acc" || k == "online_acc") std::printf("%-12s %.3f\n", k.c_str(), v);
+    if (k.rfind("acc_", 0) == 0 || k == "instance_acc" || k == "online_acc")
+      std::printf("%-12s %.3f\n", k.c_str(), v);
   }
   std::printf("checkpoint   %s\n", s.checkpoint.c_str());
   return 0;
