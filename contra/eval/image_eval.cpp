@@ -123,6 +123,9 @@ ImageFinetuneResult finetune_images(method::Method& model, const data::ImageData
         data::to_unit_float(train.images.index_select(0, subset.narrow(0, 0, 1))), stats);
     dim = model.features(probe_in.to(device), config.features).size(1);
   }
+  // The classifier's initial weights depend only on finetune.seed, so that pre-trained and
+  // from-scratch runs (and different methods) start from the same head.
+  torch::manual_seed(data::mix_seed(static_cast<uint64_t>(config.seed), 0x4ead));
   torch::nn::Linear head(dim, result.classes);
   head->to(device);
   std::vector<torch::optim::OptimizerParamGroup> groups;

@@ -112,7 +112,8 @@ struct ImageFinetuneRow {
 
 /// Fine-tunes `model` (its `features` representation + a new linear classifier, all trained) on
 /// the labelled images `subset` (indices into train) for config.steps Adam steps of
-/// config.batch_size seeded random crops, then tests on all of `test`. BatchNorm runs in training
+/// config.batch_size seeded random crops, then tests on all of `test`. The classifier's initial
+/// weights are seeded by config.seed alone. BatchNorm runs in training
 /// mode while training and in eval mode for the test.
 ImageFinetuneResult finetune_images(method::Method& model, const data::ImageDataset& train,
                                     const torch::Tensor& subset, const data::ImageDataset& test,
