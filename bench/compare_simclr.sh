@@ -38,7 +38,7 @@ run_contra() {  # threads -> "images_per_s loader_wait_s"
   local t=$1 run="$out/run-$1"
   OMP_NUM_THREADS=$t "$contra" train --config configs/simclr_mnist.yaml --run "$run" \
     --set train.steps=$((STEPS + WARMUP)) --set train.batch_size="$BATCH" --set train.threads="$t" --set train.log_every=1 \
-    --set train.checkpoint_every=0 --set method.online_probe_classes=0 --json >"$out/summary" 2>"$out/err" ||
+    --set train.checkpoint_every=0 --set method.online_probe_classes=0 --set augment.affine_p=0 --json >"$out/summary" 2>"$out/err" ||
     { cat "$out/err" >&2; exit 1; }
   # One row per step: its seconds = batch / items_per_s; sum them over the timed steps.
   tail -n "$STEPS" "$run/metrics.jsonl" | $py -c 'import json,sys
