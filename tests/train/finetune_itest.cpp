@@ -10,6 +10,7 @@
 #include "contra/train/checkpoint.h"
 #include "contra/train/recipe.h"
 #include "tests/support/support.h"
+#include "tests/train/tiny_cpc_recipe.h"
 
 namespace contra::train {
 namespace {
@@ -18,20 +19,11 @@ using contra::testing::TempDir;
 namespace fs = std::filesystem;
 
 std::string tiny_recipe(const std::string& root, const std::string& runs) {
-  return "schema_version: 1\n"
-         "run: {name: tiny, dir: " +
-         runs +
-         "}\n"
-         "data: {root: " +
-         root +
-         ", window: 4000}\n"
-         "corpus: {speakers: 3, utterances: 4, seed: 2}\n"
-         "method:\n  name: cpc_audio\n  encoder: {channels: 16}\n  context: {hidden: 16}\n"
-         "  predictor: {steps: 3}\n  negatives: {count: 8}\n"
-         "train: {steps: 2, batch_size: 4, threads: 1, log_every: 1, checkpoint_every: 2}\n"
-         "optim: {lr: 1.0e-3}\n"
-         "finetune: {fractions: [0.1, 1.0], steps: 3, batch_size: 2, window: 4000,\n"
-         "           test_utterances_per_speaker: 1}\n";
+  return contra::testing::tiny_cpc_recipe(
+      root, runs,
+      "train: {steps: 2, batch_size: 4, threads: 1, log_every: 1, checkpoint_every: 2}\n"
+      "finetune: {fractions: [0.1, 1.0], steps: 3, batch_size: 2, window: 4000,\n"
+      "           test_utterances_per_speaker: 1}\n");
 }
 
 void expect_config_error(const std::string& yaml, const std::string& needle) {

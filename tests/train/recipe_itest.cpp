@@ -12,6 +12,7 @@
 #include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 #include "tests/support/support.h"
+#include "tests/train/tiny_cpc_recipe.h"
 
 namespace contra::train {
 namespace {
@@ -20,19 +21,10 @@ using contra::testing::TempDir;
 namespace fs = std::filesystem;
 
 std::string tiny_recipe(const std::string& root, const std::string& runs) {
-  return "schema_version: 1\n"
-         "run: {name: tiny, dir: " +
-         runs +
-         "}\n"
-         "data: {root: " +
-         root +
-         ", window: 4000}\n"
-         "corpus: {speakers: 3, utterances: 4, seed: 2}\n"
-         "method:\n  name: cpc_audio\n  encoder: {channels: 16}\n  context: {hidden: 16}\n"
-         "  predictor: {steps: 3}\n  negatives: {count: 8}\n"
-         "train: {steps: 4, batch_size: 4, threads: 1, log_every: 2, checkpoint_every: 2}\n"
-         "optim: {lr: 1.0e-3}\n"
-         "probe: {train_utterances_per_speaker: 2, epochs: 3, max_train_frames: 1000}\n";
+  return contra::testing::tiny_cpc_recipe(
+      root, runs,
+      "train: {steps: 4, batch_size: 4, threads: 1, log_every: 2, checkpoint_every: 2}\n"
+      "probe: {train_utterances_per_speaker: 2, epochs: 3, max_train_frames: 1000}\n");
 }
 
 TEST(RecipeIntegration, TrainResumeAndProbe) {
