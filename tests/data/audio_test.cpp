@@ -26,14 +26,7 @@ std::vector<float> tone(int rate, double seconds, double freq, double amp = 0.5)
   return out;
 }
 
-void expect_data_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected DataError containing '" << needle << "'";
-  } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using contra::testing::expect_data_error;
 
 TEST(Audio, FlacAndWavRoundTripWithin16BitLsb) {
   TempDir dir;

@@ -15,14 +15,7 @@ namespace {
 using contra::testing::TempDir;
 using contra::testing::write_bytes;
 
-void expect_data_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected DataError containing '" << needle << "'";
-  } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using contra::testing::expect_data_error;
 
 void make_utt(const std::string& root, const std::string& spk, const std::string& ch,
               const std::string& utt, int samples = 1600) {

@@ -29,14 +29,7 @@ std::vector<int64_t> values(const torch::Tensor& t) {
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
-void expect_data_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected DataError containing '" << needle << "'";
-  } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using contra::testing::expect_data_error;
 
 TEST(StratifiedSplit, DeterministicForASeedAndStratified) {
   std::vector<int64_t> l;

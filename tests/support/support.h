@@ -1,6 +1,7 @@
 #pragma once
 /// Shared test helpers: a seeding fixture, temporary directories, paths to the source and build
 /// trees.
+#include <functional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -55,6 +56,16 @@ std::string config_error(F&& f) {
     return e.what();
   }
   return "<no ConfigError>";
+}
+
+/// Expects `f()` to throw a DataError whose message contains `needle`.
+inline void expect_data_error(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    FAIL() << "expected DataError containing '" << needle << "'";
+  } catch (const contra::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace contra::testing
