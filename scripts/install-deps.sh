@@ -16,8 +16,8 @@ packages=(
   libsndfile1-dev libsoxr-dev libespeak-ng-dev espeak-ng-data
   # vector search, c10d gloo headers, config, CLI, JSON, logging
   libfaiss-dev libgloo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  # images: stb_image (PNG/JPEG decoding)
-  libstb-dev
+  # images: stb_image (PNG/JPEG decoding); text: SentencePiece (CLIP's tokeniser)
+  libstb-dev libsentencepiece-dev
   # tests and micro-benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )

@@ -47,9 +47,9 @@ ImageBatchSource::ImageBatchSource(ImageDataset train, ChannelStats stats,
   chain_ = views_.build();
 }
 
-torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size,
-                                        std::uint64_t seed) const {
-  const int64_t n = train_.size();
+torch::Tensor epoch_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
+                            std::uint64_t seed) {
+  check<DataError>(n > 0, "batches: the data set is empty");
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(batch_size));
   int64_t pos = i * batch_size;
@@ -66,6 +66,11 @@ torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size,
     out.push_back(perm.data_ptr<int64_t>()[pos % n]);
   }
   return torch::tensor(out, torch::kLong);
+}
+
+torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size,
+                                        std::uint64_t seed) const {
+  return epoch_indices(train_.size(), i, batch_size, seed);
 }
 
 method::Batch ImageBatchSource::batch(std::int64_t i, std::int64_t batch_size,

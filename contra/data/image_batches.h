@@ -35,6 +35,11 @@ torch::Tensor to_unit_float(const torch::Tensor& images);
 /// count differs from the stats'.
 torch::Tensor normalize_images(const torch::Tensor& images, const ChannelStats& stats);
 
+/// Items of batch i over a set of n: position p = i·batch_size + j of an endless stream whose epoch
+/// e = p / n is a permutation of 0..n−1 seeded by (seed, e). DataError when n is 0.
+torch::Tensor epoch_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
+                            std::uint64_t seed);
+
 class ImageBatchSource {
  public:
   ImageBatchSource(ImageDataset train, ChannelStats stats, transforms::ImageViewsConfig views);

@@ -269,6 +269,25 @@ ImageDataset read_cifar10(const std::string& dir, bool train) {
 
 // ---- image folders -----------------------------------------------------------------------------
 
+torch::Tensor read_image_file(const std::string& path, int channels) {
+  check<ConfigError>(channels >= 1 && channels <= 4, "image: channels must be 1..4 (got {})",
+                     channels);
+  std::string bytes = read_file(path);
+  int w = 0, h = 0, c = 0;
+  const auto* buf = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = static_cast<int>(std::min<std::size_t>(bytes.size(), INT32_MAX));
+  stbi_uc* pixels = stbi_load_from_memory(buf, len, &w, &h, &c, channels);
+  if (!pixels) {
+    throw DataError(
+        fmt::format("cannot decode '{}' ({}; expected PNG or JPEG)", path, stbi_failure_reason()));
+  }
+  // stb gives interleaved (H, W, C); contra's images are channel-major (C, H, W).
+  torch::Tensor out =
+      torch::from_blob(pixels, {h, w, channels}, torch::kUInt8).permute({2, 0, 1}).clone();
+  stbi_image_free(pixels);
+  return out;
+}
+
 ImageDataset read_image_folder(const std::string& root, const ImageFolderOptions& options) {
   check<ConfigError>(options.channels == 1 || options.channels == 3 || options.channels == 4,
                      "image folder: channels must be 1, 3 or 4 (got {})", options.channels);
@@ -314,38 +333,22 @@ ImageDataset read_image_folder(const std::string& root, const ImageFolderOptions
   torch::Tensor images;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::string path = files[static_cast<std::size_t>(i)].string();
-    std::string bytes = read_file(path);
-    int w = 0, h = 0, file_channels = 0;
-    const auto* buf = reinterpret_cast<const stbi_uc*>(bytes.data());
-    const int len = static_cast<int>(std::min<std::size_t>(bytes.size(), INT32_MAX));
-    if (!stbi_info_from_memory(buf, len, &w, &h, &file_channels)) {
-      throw DataError(fmt::format("image folder: cannot decode '{}' ({}; expected PNG or JPEG)",
-                                  path, stbi_failure_reason()));
-    }
+    torch::Tensor image = read_image_file(path, c);
     if (i == 0) {
-      width = w;
-      height = h;
-      const double bytes_total = static_cast<double>(n) * c * w * h;
+      height = static_cast<int>(image.size(1));
+      width = static_cast<int>(image.size(2));
+      const double bytes_total = static_cast<double>(n) * c * width * height;
       check<DataError>(bytes_total <= static_cast<double>(options.max_bytes),
                        "image folder: {} images of {}x{}x{} from '{}' would take {:.0f} bytes "
                        "(more than max_bytes {})",
-                       n, c, h, w, path, bytes_total, options.max_bytes);
+                       n, c, height, width, path, bytes_total, options.max_bytes);
       images = torch::empty({n, c, height, width}, torch::kUInt8);
     }
-    check<DataError>(w == width && h == height,
+    check<DataError>(image.size(2) == width && image.size(1) == height,
                      "image folder: '{}' is {}x{} (expected {}x{} like '{}'; resize the images "
                      "first)",
-                     path, w, h, width, height, files[0].string());
-    int dw = 0, dh = 0, dc = 0;
-    stbi_uc* pixels = stbi_load_from_memory(buf, len, &dw, &dh, &dc, c);
-    if (!pixels) {
-      throw DataError(fmt::format("image folder: cannot decode '{}' ({}; expected PNG or JPEG)",
-                                  path, stbi_failure_reason()));
-    }
-    // stb gives interleaved (H, W, C); the dataset is channel-major (C, H, W).
-    auto hwc = torch::from_blob(pixels, {height, width, c}, torch::kUInt8);
-    images[i].copy_(hwc.permute({2, 0, 1}));
-    stbi_image_free(pixels);
+                     path, image.size(2), image.size(1), width, height, files[0].string());
+    images[i].copy_(image);
   }
   ImageDataset ds;
   ds.images = images;

@@ -70,6 +70,10 @@ struct ImageFolderOptions {
   std::int64_t max_bytes = std::int64_t{8} << 30;
 };
 
+/// Decodes one PNG or JPEG file into uint8 (channels, H, W) (stb converts grey/RGB/RGBA to the
+/// requested channel count). DataError naming the file when it is missing or not decodable.
+torch::Tensor read_image_file(const std::string& path, int channels = 3);
+
 /// `<root>/<class>/*.png|jpg|jpeg` (extensions case-insensitive): classes are the sub-folders in
 /// sorted order, images sorted by path. An *unlabelled* folder has its images directly under root
 /// (labels -1, no classes). All images must have the same width and height (no resizing here).

@@ -122,6 +122,8 @@ void SpeechCorpusConfig::validate() const {
                      speakers);
   check<ConfigError>(utterances >= 2 && utterances <= 10000,
                      "utterances: must be in 2..10000 per speaker (got {})", utterances);
+  check<ConfigError>(text == "sentences" || text == "digits",
+                     "text: must be sentences or digits (got '{}')", text);
   check<ConfigError>(test_fraction > 0 && test_fraction < 1,
                      "test_fraction: must be in (0, 1) (got {})", test_fraction);
   check<ConfigError>(jobs >= 0 && jobs <= 256, "jobs: must be in 0..256 (got {})", jobs);
@@ -236,7 +238,11 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
   std::vector<std::string> sentences;
   {
     SentenceGenerator gen(mix_seed(static_cast<std::uint64_t>(config.seed), 0x7e47));
-    for (std::int64_t i = 0; i < S * U; ++i) sentences.push_back(gen.next_unique());
+    for (std::int64_t i = 0; i < S * U; ++i) {
+      sentences.push_back(config.text == "digits"
+                              ? number_word(static_cast<int>((i % U + i / U) % 10))
+                              : gen.next_unique());
+    }
   }
 
   fs::path target = fs::absolute(out_dir);
@@ -398,6 +404,7 @@ CorpusStats generate_speech_corpus(const SpeechCorpusConfig& config, const std::
       {"generator_version", kSpeechCorpusVersion},
       {"synthesiser", list_lines(version.out).empty() ? "" : list_lines(version.out)[0]},
       {"seed", config.seed},
+      {"text", config.text},
       {"speakers", stats.speakers},
       {"utterances", stats.utterances},
       {"train_utterances", stats.train_utterances},

@@ -29,6 +29,7 @@ struct SpeechCorpusConfig {
   std::int64_t speakers = 48;
   std::int64_t utterances = 40;  // per speaker
   std::int64_t seed = 1;
+  std::string text = "sentences";  // sentences | digits
   double test_fraction = 0.2;  // per speaker, at least one utterance each side
   std::int64_t jobs = 0;       // worker processes; 0 = number of cores
   std::vector<std::string> voices = {"en-us",  "en",        "en-gb-scotland", "en-gb-x-rp",
@@ -51,6 +52,9 @@ struct SpeechCorpusConfig {
     v("speakers", speakers, "number of speakers (2..10000)");
     v("utterances", utterances, "utterances per speaker (>= 2)");
     v("seed", seed, "seed of sentences, speakers, splits and degradations");
+    v("text", text,
+      "sentences (the phrase grammar) | digits (one spoken digit word per utterance: utterance u "
+      "of speaker s says (u + s) mod 10)");
     v("test_fraction", test_fraction, "share of each speaker's utterances in test_split.txt");
     v("jobs", jobs, "parallel synthesiser processes (0 = all cores)");
     v("voices", voices, "espeak-ng English voices to draw accents from");

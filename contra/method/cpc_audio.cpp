@@ -199,27 +199,35 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
   return {};
 }
 
+nn::ConvEncoderOptions CpcEncoderConfig::options() const {
+  return nn::ConvEncoderOptions()
+      .channels(channels)
+      .kernels(kernels)
+      .strides(strides)
+      .paddings(paddings)
+      .norm(norm)
+      .precision(precision);
+}
+
+nn::ContextNetworkOptions CpcContextConfig::options(int64_t input_size) const {
+  return nn::ContextNetworkOptions(input_size)
+      .type(type)
+      .hidden_size(hidden)
+      .layers(layers)
+      .heads(heads)
+      .feedforward(feedforward)
+      .dropout(dropout);
+}
+
 // ---- the method ---------------------------------------------------------------------------------
 
 CpcAudio::CpcAudio(CpcAudioConfig config) : config_(std::move(config)) {
   config_.validate();
   mode_ = parse_negative_mode(config_.negatives.mode);
   const auto& e = config_.encoder;
-  encoder = register_module("encoder", nn::ConvEncoder(nn::ConvEncoderOptions()
-                                                           .channels(e.channels)
-                                                           .kernels(e.kernels)
-                                                           .strides(e.strides)
-                                                           .paddings(e.paddings)
-                                                           .norm(e.norm)
-                                                           .precision(e.precision)));
+  encoder = register_module("encoder", nn::ConvEncoder(e.options()));
   const auto& c = config_.context;
-  context = register_module("context", nn::ContextNetwork(nn::ContextNetworkOptions(e.channels)
-                                                              .type(c.type)
-                                                              .hidden_size(c.hidden)
-                                                              .layers(c.layers)
-                                                              .heads(c.heads)
-                                                              .feedforward(c.feedforward)
-                                                              .dropout(c.dropout)));
+  context = register_module("context", nn::ContextNetwork(c.options(e.channels)));
   const auto& p = config_.predictor;
   predictor =
       register_module("predictor", nn::CpcPredictor(nn::CpcPredictorOptions(c.hidden, e.channels)

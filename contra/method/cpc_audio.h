@@ -34,6 +34,8 @@ struct CpcEncoderConfig {
       "float32 | bfloat16: compute dtype of the conv stack (parameters stay float32)");
   }
   void validate() const;
+  /// The options of the nn::ConvEncoder this section describes.
+  nn::ConvEncoderOptions options() const;
 };
 
 /// `method.context`: the autoregressive network (contra::nn::ContextNetwork).
@@ -54,6 +56,9 @@ struct CpcContextConfig {
     v("dropout", dropout, "transformer: dropout in [0, 1)");
   }
   void validate() const;
+  /// The options of the nn::ContextNetwork this section describes, over encoder frames of
+  /// `input_size` channels.
+  nn::ContextNetworkOptions options(int64_t input_size) const;
 };
 
 /// `method.predictor`: W_k for k = 1..steps (contra::nn::CpcPredictor).

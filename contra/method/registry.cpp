@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "contra/core/error.h"
+#include "contra/method/clip.h"
 #include "contra/method/cpc_audio.h"
 #include "contra/method/moco.h"
 #include "contra/method/simclr.h"
@@ -40,6 +41,16 @@ const std::vector<Entry>& table() {
          return std::make_shared<Moco>(t.get<MocoConfig>("method", {"name"}));
        },
        [](const ConfigTree& t) { return to_yaml(t.get<MocoConfig>("method", {"name"})); }},
+      {"clip", "image_text",
+       [](const ConfigTree& t) {
+         return std::make_shared<Clip>(t.get<ClipConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<ClipConfig>("method", {"name"})); }},
+      {"clip_audio", "audio_image",
+       [](const ConfigTree& t) {
+         return std::make_shared<Clip>(t.get<ClipAudioConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<ClipAudioConfig>("method", {"name"})); }},
   };
   return entries;
 }

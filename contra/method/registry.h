@@ -17,8 +17,8 @@ std::vector<std::string> method_names();
 /// Throws ConfigError for an unknown name (listing the valid ones) or a bad section.
 std::shared_ptr<Method> make_method(const ConfigTree& tree);
 
-/// What the method named by `method.name` trains on: "audio" (speech recipes) or "image" (image
-/// recipes). Throws ConfigError for an unknown name.
+/// What the method named by `method.name` trains on: "audio" (speech recipes), "image" (image
+/// recipes), "image_text" or "audio_image" (CLIP recipes). Throws ConfigError for an unknown name.
 std::string method_modality(const ConfigTree& tree);
 
 /// Writes the resolved `method:` section (name + typed config) of `tree` into `out`.

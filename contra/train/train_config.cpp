@@ -14,6 +14,8 @@ void OptimConfig::validate() const {
   check<ConfigError>(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
                      "beta1: betas must be in [0, 1) (got {}, {})", beta1, beta2);
   check<ConfigError>(eps > 0, "eps: must be > 0 (got {})", eps);
+  check<ConfigError>(decay_bias_and_norm || name != "lars",
+                     "decay_bias_and_norm: lars has its own switch, lars_exclude_bias_and_norm");
   check<ConfigError>(momentum >= 0 && momentum < 1, "momentum: must be in [0, 1) (got {})",
                      momentum);
   check<ConfigError>(schedule == "constant" || schedule == "cosine",

@@ -9,6 +9,9 @@ struct OptimConfig {
   std::string name = "adam";  // adam | adamw | sgd | lars
   double lr = 2e-4;           // peak learning rate (CPC: Adam 2e-4)
   double weight_decay = 0.0;
+  // adam / adamw / sgd: false = no weight decay for parameters of dim <= 1 (biases, norm gains,
+  // CLIP's logit scale and class token), as CLIP and most Transformer recipes train.
+  bool decay_bias_and_norm = true;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam / adamw
   double momentum = 0.9;                          // sgd / lars (μ)
   std::string schedule = "constant";              // constant | cosine (after warmup)
@@ -25,6 +28,8 @@ struct OptimConfig {
     v("name", name, "adam | adamw | sgd | lars");
     v("lr", lr, "peak learning rate (> 0)");
     v("weight_decay", weight_decay, ">= 0");
+    v("decay_bias_and_norm", decay_bias_and_norm,
+      "adam/adamw/sgd: also decay parameters of dim <= 1 (biases, norm gains, scales)");
     v("beta1", beta1);
     v("beta2", beta2);
     v("eps", eps);

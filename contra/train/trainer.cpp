@@ -23,21 +23,41 @@ namespace contra::train {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& c,
                                                         const std::vector<torch::Tensor>& params) {
   check<ConfigError>(!params.empty(), "optimizer: the method has no trainable parameters");
+  // One group, or with decay_bias_and_norm off: [dim >= 2 (decayed), dim <= 1 (not decayed)].
+  auto groups = [&](const auto& options) {
+    using Options = std::decay_t<decltype(options)>;
+    std::vector<torch::optim::OptimizerParamGroup> out;
+    if (c.decay_bias_and_norm || c.weight_decay == 0) {
+      out.emplace_back(params, std::make_unique<Options>(options));
+      return out;
+    }
+    std::vector<torch::Tensor> decayed, kept;
+    for (const auto& p : params) (p.dim() <= 1 ? kept : decayed).push_back(p);
+    if (!decayed.empty()) out.emplace_back(decayed, std::make_unique<Options>(options));
+    if (!kept.empty()) {
+      auto no_decay = std::make_unique<Options>(options);
+      no_decay->weight_decay(0.0);
+      out.emplace_back(kept, std::move(no_decay));
+    }
+    return out;
+  };
   if (c.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr)
-                                                            .betas({c.beta1, c.beta2})
-                                                            .eps(c.eps)
-                                                            .weight_decay(c.weight_decay));
+    auto o = torch::optim::AdamOptions(c.lr)
+                 .betas({c.beta1, c.beta2})
+                 .eps(c.eps)
+                 .weight_decay(c.weight_decay);
+    return std::make_unique<torch::optim::Adam>(groups(o), o);
   }
   if (c.name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(c.lr)
-                                                             .betas({c.beta1, c.beta2})
-                                                             .eps(c.eps)
-                                                             .weight_decay(c.weight_decay));
+    auto o = torch::optim::AdamWOptions(c.lr)
+                 .betas({c.beta1, c.beta2})
+                 .eps(c.eps)
+                 .weight_decay(c.weight_decay);
+    return std::make_unique<torch::optim::AdamW>(groups(o), o);
   }
   if (c.name == "sgd") {
-    return std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+    auto o = torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay);
+    return std::make_unique<torch::optim::SGD>(groups(o), o);
   }
   if (c.name == "lars") {
     return std::make_unique<Lars>(params, LarsOptions(c.lr)

@@ -76,6 +76,40 @@ TEST(LearningRate, WarmupConstantAndCosine) {
   EXPECT_NEAR(learning_rate(c, 104, 104), 0.1, 1e-12);
 }
 
+TEST(Optimizer, DecayBiasAndNormSwitchesDecayOfOneDimensionalParameters) {
+  for (const std::string name : {"adam", "adamw", "sgd"}) {
+    for (bool decay_all : {true, false}) {
+      OptimConfig c;
+      c.name = name;
+      c.lr = 0.1;
+      c.weight_decay = 0.5;
+      c.decay_bias_and_norm = decay_all;
+      auto w = torch::ones({2, 2}, torch::requires_grad());
+      auto b = torch::ones({2}, torch::requires_grad());
+      auto scale = torch::ones({}, torch::requires_grad());
+      auto opt = make_optimizer(c, {w, b, scale});
+      EXPECT_EQ(opt->param_groups().size(), decay_all ? 1u : 2u) << name;
+      // Zero gradients: only weight decay moves a parameter.
+      for (auto* p : {&w, &b, &scale}) p->mutable_grad() = torch::zeros_like(*p);
+      opt->step();
+      EXPECT_LT(w.max().item<double>(), 1.0) << name;
+      EXPECT_EQ(b.max().item<double>() < 1.0, decay_all) << name;
+      EXPECT_EQ(scale.item<double>() < 1.0, decay_all) << name;
+      set_learning_rate(*opt, 0.01);
+      for (auto& g : opt->param_groups()) {
+        if (name == "adam")
+          EXPECT_EQ(static_cast<torch::optim::AdamOptions&>(g.options()).lr(), 0.01);
+      }
+    }
+  }
+  OptimConfig lars;
+  lars.name = "lars";
+  lars.decay_bias_and_norm = false;
+  EXPECT_NE(
+      contra::testing::config_error([&] { lars.validate(); }).find("lars_exclude_bias_and_norm"),
+      std::string::npos);
+}
+
 TEST(Trainer, LossFallsAndFilesAreWritten) {
   TempDir d;
   torch::manual_seed(0);

@@ -20,6 +20,7 @@ void register_commands(CLI::App& app) {
   register_data(app);
   register_train(app);
   register_augment(app);
+  register_clip(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -14,6 +14,7 @@
 #include "contra/core/fs.h"
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
+#include "contra/train/clip_recipe.h"
 #include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 
@@ -57,10 +58,15 @@ int run_train(const TrainOptions& o) {
   for (const auto& s : o.config.sets) tree.set(s);
   std::string run_dir;
   train::TrainSummary s;
-  if (method::method_modality(tree) == "image") {
+  const std::string modality = method::method_modality(tree);
+  if (modality == "image") {
     train::ImageRecipe recipe = train::load_image_recipe(tree);
     run_dir = recipe.run_dir();
     s = train::train_image_recipe(recipe, o.resume);
+  } else if (modality == "image_text" || modality == "audio_image") {
+    train::ClipRecipe recipe = train::load_clip_recipe(tree);
+    run_dir = recipe.run_dir();
+    s = train::train_clip_recipe(recipe, o.resume);
   } else {
     train::Recipe recipe = train::load_recipe(tree);
     run_dir = recipe.run_dir();
@@ -93,7 +99,8 @@ int run_train(const TrainOptions& o) {
               s.items_per_second, s.loader_wait_seconds);
   std::printf("final loss   %.4f\n", s.loss);
   for (const auto& [k, v] : s.metrics) {
-    if (k.rfind("acc_", 0) == 0 || k == "instance_acc" || k == "online_acc")
+    if (k.rfind("acc_", 0) == 0 || k == "instance_acc" || k == "online_acc" || k == "i2t_acc" ||
+        k == "t2i_acc" || k == "logit_scale")
       std::printf("%-12s %.3f\n", k.c_str(), v);
   }
   std::printf("checkpoint   %s\n", s.checkpoint.c_str());
@@ -123,9 +130,13 @@ int run_probe(const ProbeOptions& o) {
   ConfigTree tree = checkpoint_config(o, checkpoint);
   std::string out = output_dir(o, checkpoint);
   std::string table;
-  if (method::method_modality(tree) == "image") {
+  const std::string modality = method::method_modality(tree);
+  if (modality == "image") {
     train::ImageRecipe recipe = train::load_image_recipe(tree);
     table = eval::image_probe_markdown(train::probe_image_recipe(recipe, checkpoint, out));
+  } else if (modality == "image_text" || modality == "audio_image") {
+    train::ClipRecipe recipe = train::load_clip_recipe(tree);
+    table = train::clip_evaluation_markdown(train::evaluate_clip_recipe(recipe, checkpoint, out));
   } else {
     train::Recipe recipe = train::load_recipe(tree);
     auto rows = train::probe_recipe(recipe, checkpoint, out);
@@ -145,7 +156,13 @@ int run_finetune(const ProbeOptions& o) {
   ConfigTree tree = checkpoint_config(o, checkpoint);
   std::string out = output_dir(o, checkpoint);
   std::string table;
-  if (method::method_modality(tree) == "image") {
+  const std::string modality = method::method_modality(tree);
+  if (modality == "image_text" || modality == "audio_image") {
+    throw UsageError(
+        "finetune: CLIP recipes are evaluated with `contra probe` (zero-shot, retrieval, linear "
+        "probe of the image encoder) and `contra clip zeroshot`");
+  }
+  if (modality == "image") {
     train::ImageRecipe recipe = train::load_image_recipe(tree);
     table = eval::image_finetune_markdown(train::finetune_image_recipe(recipe, checkpoint, out));
   } else {
@@ -179,7 +196,8 @@ void register_train(CLI::App& app) {
   auto* probe = app.add_subcommand(
       "probe",
       "evaluate a checkpoint: speech (phone/speaker linear probes, random-init and MFCC "
-      "baselines) or images (linear probe + kNN, random-init and raw-pixel baselines)");
+      "baselines), images (linear probe + kNN, random-init and raw-pixel baselines) or CLIP "
+      "(zero-shot, retrieval recall@k, linear probe + kNN of the image encoder)");
   probe->add_option("--checkpoint", p->checkpoint, "run directory or checkpoint file")->required();
   add_config_options(probe, p->config);
   probe->add_option("--out", p->out,
