@@ -97,6 +97,8 @@ const std::vector<std::string>& heldout_templates() {
 
 std::string article_for(const std::string& phrase) {
   const char c = phrase.empty() ? 'x' : static_cast<char>(std::tolower(phrase[0]));
+  // "one" (and "once", "one-…") starts with a /w/ sound: "a one".
+  if (phrase.rfind("one", 0) == 0 || phrase.rfind("One", 0) == 0) return "a";
   return (c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u') ? "an" : "a";
 }
 
@@ -195,6 +197,8 @@ torch::Tensor read_caption_images(const std::vector<CaptionPair>& pairs, const s
       image = read_image_file(pairs[i].image, channels);
     } catch (const DataError& e) {
       throw DataError(fmt::format("{}:{}: {}", path, pairs[i].line, e.what()));
+    } catch (const IoError& e) {
+      throw IoError(fmt::format("{}:{}: {}", path, pairs[i].line, e.what()));
     }
     out[static_cast<int64_t>(i)].copy_(resize_image(image, side));
   }

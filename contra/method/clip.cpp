@@ -223,6 +223,7 @@ void Clip::set_tokenizer(const text::Tokenizer& tokenizer) {
                      "method.text.tokenizer.vocab_size: the tokeniser has {} ids but the text "
                      "encoder embeds only {}",
                      tokenizer.vocab_size(), text_config_.tokenizer.vocab_size);
+  std::lock_guard<std::mutex> lock(tokenizer_mutex_);
   torch::NoGradGuard guard;
   tokenizer_model.set_(text::bytes_to_tensor(tokenizer.serialized()).to(tokenizer_model.device()));
   tokenizer_ = std::make_unique<text::Tokenizer>(text::Tokenizer::load(tokenizer.serialized()));
@@ -234,6 +235,7 @@ bool Clip::has_tokenizer() const { return !audio_ && tokenizer_model.numel() > 0
 const text::Tokenizer& Clip::tokenizer() {
   check<ConfigError>(has_tokenizer(),
                      "clip: no tokeniser (train one with the recipe, or load a checkpoint)");
+  std::lock_guard<std::mutex> lock(tokenizer_mutex_);
   if (!tokenizer_ || tokenizer_data_ != tokenizer_model.data_ptr()) {
     tokenizer_ = std::make_unique<text::Tokenizer>(
         text::Tokenizer::load(text::tensor_to_bytes(tokenizer_model)));

@@ -29,6 +29,7 @@
 ///   StepOutput out = m.step(b);
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -160,7 +161,8 @@ class Clip : public Method {
   /// ConfigError when its vocabulary exceeds the text encoder's (method.text.tokenizer.vocab_size).
   void set_tokenizer(const text::Tokenizer& tokenizer);
   bool has_tokenizer() const;
-  /// The stored tokeniser; ConfigError when none was set or loaded.
+  /// The stored tokeniser; ConfigError when none was set or loaded. Thread-safe; the reference
+  /// stays valid until the buffer changes (set_tokenizer, loading a checkpoint).
   const text::Tokenizer& tokenizer();
   /// Captions → (N, context_length) ids on the module's device.
   torch::Tensor tokenize(const std::vector<std::string>& captions);
@@ -195,6 +197,7 @@ class Clip : public Method {
   ClipImageConfig image_config_;
   ClipTextConfig text_config_;
   ClipAudioSideConfig audio_config_;
+  std::mutex tokenizer_mutex_;  // tokenizer() may be called from several threads
   std::unique_ptr<text::Tokenizer> tokenizer_;
   const void* tokenizer_data_ = nullptr;  // the buffer storage the cached tokeniser was read from
 };

@@ -48,7 +48,9 @@ struct Plugin {
 std::vector<std::string> plugin_candidates() {
   constexpr const char* kName = "libcontra_sentencepiece.so";
   std::vector<std::string> out;
-  if (const char* env = std::getenv("CONTRA_SENTENCEPIECE_PLUGIN"); env && *env) out.push_back(env);
+  if (const char* env = std::getenv("CONTRA_SENTENCEPIECE_PLUGIN"); env && *env) {
+    out.push_back(fs::absolute(env).string());  // dlopen of a bare name would search elsewhere
+  }
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -60,10 +62,8 @@ std::vector<std::string> plugin_candidates() {
 }
 
 template <class F>
-F symbol(void* lib, const char* name, const std::string& path) {
-  void* f = dlsym(lib, name);
-  check<UnavailableError>(f != nullptr, "SentencePiece plug-in '{}' lacks {}", path, name);
-  return reinterpret_cast<F>(f);
+F symbol(void* lib, const char* name) {
+  return reinterpret_cast<F>(dlsym(lib, name));
 }
 
 const Plugin& plugin() {
@@ -83,20 +83,29 @@ const Plugin& plugin() {
         tried.push_back(fmt::format("{} ({})", path, dlerror()));
         continue;
       }
-      p.abi_version = symbol<decltype(p.abi_version)>(lib, "contra_spm_abi_version", path);
-      if (p.abi_version() != CONTRA_SPM_ABI_VERSION) {
-        tried.push_back(fmt::format("{} (interface version {}, expected {})", path, p.abi_version(),
-                                    CONTRA_SPM_ABI_VERSION));
+      Plugin q;
+      q.abi_version = symbol<decltype(q.abi_version)>(lib, "contra_spm_abi_version");
+      q.train = symbol<decltype(q.train)>(lib, "contra_spm_train");
+      q.load = symbol<decltype(q.load)>(lib, "contra_spm_load");
+      q.free = symbol<decltype(q.free)>(lib, "contra_spm_free");
+      q.info = symbol<decltype(q.info)>(lib, "contra_spm_info");
+      q.encode = symbol<decltype(q.encode)>(lib, "contra_spm_encode");
+      q.encode_pieces = symbol<decltype(q.encode_pieces)>(lib, "contra_spm_encode_pieces");
+      q.decode = symbol<decltype(q.decode)>(lib, "contra_spm_decode");
+      q.release = symbol<decltype(q.release)>(lib, "contra_spm_release");
+      if (!q.abi_version || !q.train || !q.load || !q.free || !q.info || !q.encode ||
+          !q.encode_pieces || !q.decode || !q.release) {
+        tried.push_back(path + " (not a contra SentencePiece plug-in: functions missing)");
+        dlclose(lib);
         continue;
       }
-      p.train = symbol<decltype(p.train)>(lib, "contra_spm_train", path);
-      p.load = symbol<decltype(p.load)>(lib, "contra_spm_load", path);
-      p.free = symbol<decltype(p.free)>(lib, "contra_spm_free", path);
-      p.info = symbol<decltype(p.info)>(lib, "contra_spm_info", path);
-      p.encode = symbol<decltype(p.encode)>(lib, "contra_spm_encode", path);
-      p.encode_pieces = symbol<decltype(p.encode_pieces)>(lib, "contra_spm_encode_pieces", path);
-      p.decode = symbol<decltype(p.decode)>(lib, "contra_spm_decode", path);
-      p.release = symbol<decltype(p.release)>(lib, "contra_spm_release", path);
+      if (q.abi_version() != CONTRA_SPM_ABI_VERSION) {
+        tried.push_back(fmt::format("{} (interface version {}, expected {})", path, q.abi_version(),
+                                    CONTRA_SPM_ABI_VERSION));
+        dlclose(lib);
+        continue;
+      }
+      p = q;  // kept open for the life of the process
       return;
     }
     failure = fmt::format(

@@ -85,15 +85,16 @@ ClipRecipe load_clip_recipe(const ConfigTree& tree) {
     check<ConfigError>(img.in_channels == 1 && img.image_size == 28,
                        "{}: method.image: MNIST images are 1×28×28 (got in_channels {}, "
                        "image_size {})",
-                       tree.source(), img.in_channels, img.image_size);
+                       tree.where("method.image", tree.node("method.image")), img.in_channels,
+                       img.image_size);
   }
   check<ConfigError>(
       r.data.mean.empty() || static_cast<int64_t>(r.data.mean.size()) == img.in_channels,
       "{}: data.mean: {} values for images of {} channels",
       tree.where("data.mean", tree.node("data.mean")), r.data.mean.size(), img.in_channels);
-  check<ConfigError>(r.train.batch_size >= 2,
-                     "{}: train.batch_size: CLIP needs >= 2 pairs per batch (got {})",
-                     tree.source(), r.train.batch_size);
+  check<ConfigError>(
+      r.train.batch_size >= 2, "{}: train.batch_size: CLIP needs >= 2 pairs per batch (got {})",
+      tree.where("train.batch_size", tree.node("train.batch_size")), r.train.batch_size);
   return r;
 }
 
@@ -189,6 +190,13 @@ void open_spoken(const ClipRecipe& r, ClipData& d) {
     log().info("synthesising {} speakers × {} spoken digits into {}", c.speakers, c.utterances,
                c.speech_root);
     data::generate_speech_corpus(sc, c.speech_root);
+  }
+  const data::CorpusStats stats = data::read_corpus_stats(c.speech_root);
+  if (stats.speakers != c.speakers || stats.utterances != c.speakers * c.utterances) {
+    log().warn(
+        "data.speech_root '{}' holds {} speakers / {} words, not the {} × {} of data.speakers / "
+        "data.utterances (it was generated earlier with other settings; delete it to regenerate)",
+        c.speech_root, stats.speakers, stats.utterances, c.speakers, c.utterances);
   }
   data::LibriSpeechDataset ds(c.speech_root);
   const auto& speakers = ds.speakers();
@@ -295,8 +303,20 @@ TrainSummary train_clip_recipe(const ClipRecipe& r, bool resume) {
   std::function<method::Batch(std::int64_t)> make_batch;
   if (!r.audio) {
     const std::vector<std::string> corpus = tokenizer_corpus(r, *d);
-    auto tok = std::make_shared<text::Tokenizer>(
-        text::Tokenizer::train(corpus, method->text_config().tokenizer));
+    std::shared_ptr<text::Tokenizer> tok;
+    const std::string existing = resume ? latest_checkpoint(r.run_dir()) : "";
+    if (!existing.empty()) {
+      // A resumed run keeps the vocabulary its checkpoints were trained with, even if the
+      // captions (or SentencePiece) changed since.
+      auto previous = as_clip(method::make_method(r.tree));
+      load_checkpoint(existing, *previous);
+      tok = std::make_shared<text::Tokenizer>(
+          text::Tokenizer::load(previous->tokenizer().serialized()));
+      log().info("resuming with the tokeniser stored in {}", existing);
+    } else {
+      tok = std::make_shared<text::Tokenizer>(
+          text::Tokenizer::train(corpus, method->text_config().tokenizer));
+    }
     method->set_tokenizer(*tok);
     const int64_t context = method->text_config().context_length;
     // How long the captions are in tokens (with start and end), and how many the context cuts.
@@ -388,6 +408,12 @@ torch::Tensor batched(const std::function<torch::Tensor(const torch::Tensor&)>& 
   return torch::cat(out);
 }
 
+ClipEvaluation::Retrieval retrieval(std::string name, const torch::Tensor& queries,
+                                    const torch::Tensor& gallery, const torch::Tensor& relevant) {
+  return {std::move(name), eval::recall_at_k(queries, gallery, relevant, {1, 5, 10}),
+          relevant.to(torch::kFloat64).mean().item<double>()};
+}
+
 nlohmann::json recall_json(const std::map<int64_t, double>& m) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : m) j[fmt::format("R@{}", k)] = v;
@@ -414,7 +440,6 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
     return batched([&](const torch::Tensor& x) { return method->features(x, "image_embedding"); },
                    normalized(uint8_images, d.stats), bs, device);
   };
-  const std::vector<int64_t> ks = {1, 5, 10};
   if (!r.audio) {
     auto embed_texts = [&](const std::vector<std::string>& texts) {
       return batched([&](const torch::Tensor& t) { return method->features(t, "text_embedding"); },
@@ -459,12 +484,39 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
       }
       auto same_caption = eval::same_label(torch::tensor(caption_ids), torch::tensor(caption_ids));
       auto labels = d.test.labels.narrow(0, 0, n);
-      e.retrieval.emplace_back("image→text", eval::recall_at_k(img, txt, same_caption, ks));
-      e.retrieval.emplace_back("text→image", eval::recall_at_k(txt, img, same_caption, ks));
-      e.retrieval.emplace_back("image→text (same digit)",
-                               eval::recall_at_k(img, txt, eval::same_label(labels, labels), ks));
-      e.retrieval.emplace_back("text→image (same digit)",
-                               eval::recall_at_k(txt, img, eval::same_label(labels, labels), ks));
+      auto same_digit = eval::same_label(labels, labels);
+      e.retrieval.push_back(retrieval("image→text", img, txt, same_caption));
+      e.retrieval.push_back(retrieval("text→image", txt, img, same_caption));
+      e.retrieval.push_back(retrieval("image→text (same digit)", img, txt, same_digit));
+      e.retrieval.push_back(retrieval("text→image (same digit)", txt, img, same_digit));
+      // Attribute reading: per digit, the held-out prompts with one attribute against the other.
+      for (const auto& [name, words, pick] :
+           std::vector<std::tuple<std::string, std::pair<std::string, std::string>, int>>{
+               {"thin vs thick", {"thin", "thick"}, 0},
+               {"left- vs right-slanted", {"left-slanted", "right-slanted"}, 1}}) {
+        ClipEvaluation::Attribute a{name, 0, 0};
+        double correct = 0;
+        for (int digit = 0; digit < 10; ++digit) {
+          std::vector<int64_t> rows, truth;
+          for (size_t i = 0; i < d.test_desc.size(); ++i) {
+            const auto& desc = d.test_desc[i];
+            const int value = pick == 0 ? desc.thickness : desc.lean;
+            if (desc.digit != digit || value == 0) continue;
+            rows.push_back(static_cast<int64_t>(i));
+            truth.push_back(value > 0 ? 1 : 0);
+          }
+          if (rows.empty()) continue;
+          const std::string word = data::number_word(digit);
+          auto w = eval::zero_shot_weights(
+              embed_texts, {words.first + " " + word, words.second + " " + word}, templates);
+          auto r = eval::zero_shot(test_images.index_select(0, torch::tensor(rows)),
+                                   torch::tensor(truth), w);
+          correct += r.accuracy * static_cast<double>(rows.size());
+          a.images += static_cast<int64_t>(rows.size());
+        }
+        a.accuracy = a.images > 0 ? correct / static_cast<double>(a.images) : 0.0;
+        e.attributes.push_back(a);
+      }
       e.retrieval_queries = e.retrieval_gallery = n;
     } else if (!d.test_captions.empty()) {
       const int64_t n = std::min<int64_t>(r.eval.retrieval_pairs, d.test.size());
@@ -472,8 +524,8 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
       auto txt = embed_texts(
           std::vector<std::string>(d.test_captions.begin(), d.test_captions.begin() + n));
       auto rel = torch::eye(n, torch::kBool);
-      e.retrieval.emplace_back("image→text", eval::recall_at_k(img, txt, rel, ks));
-      e.retrieval.emplace_back("text→image", eval::recall_at_k(txt, img, rel, ks));
+      e.retrieval.push_back(retrieval("image→text", img, txt, rel));
+      e.retrieval.push_back(retrieval("text→image", txt, img, rel));
       e.retrieval_queries = e.retrieval_gallery = n;
     }
   } else {
@@ -489,15 +541,22 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
         batched([&](const torch::Tensor& x) { return method->features(x, "audio_embedding"); },
                 audio, bs, device);
     auto rel = eval::same_label(d.test_speech.digits, gallery_labels);
-    e.retrieval.emplace_back("audio→image (same digit)",
-                             eval::recall_at_k(spoken, gallery, rel, ks));
-    e.retrieval.emplace_back("image→audio (same digit)",
-                             eval::recall_at_k(gallery, spoken, rel.t(), ks));
+    e.retrieval.push_back(retrieval("audio→image (same digit)", spoken, gallery, rel));
+    e.retrieval.push_back(retrieval("image→audio (same digit)", gallery, spoken, rel.t()));
     // Zero-shot in the other direction: each test word's digit = the class whose gallery images
     // are closest on average (image prototypes).
     std::vector<torch::Tensor> protos;
-    for (int c = 0; c < 10; ++c) protos.push_back(gallery.index({gallery_labels.eq(c)}).mean(0));
+    for (int c = 0; c < 10; ++c) {
+      auto members = gallery.index({gallery_labels.eq(c)});
+      check<DataError>(members.size(0) > 0,
+                       "clip_audio evaluation: the gallery of {} images has no digit {} (raise "
+                       "eval.retrieval_pairs)",
+                       g, c);
+      protos.push_back(members.mean(0));
+    }
     auto zs = eval::zero_shot(spoken, d.test_speech.digits, torch::stack(protos));
+    e.zero_shot_name =
+        "spoken digits classified by the nearest mean of each digit's gallery images";
     e.zero_shot = zs.accuracy;
     e.zero_shot_per_class = zs.per_class;
     e.retrieval_queries = spoken.size(0);
@@ -533,12 +592,18 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
                       {"logit_scale", e.logit_scale}};
   if (e.zero_shot >= 0) {
     j["zero_shot"] = e.zero_shot;
+    j["zero_shot_name"] = e.zero_shot_name;
     j["zero_shot_per_class"] = e.zero_shot_per_class;
   }
   if (e.zero_shot_train_templates >= 0)
     j["zero_shot_train_templates"] = e.zero_shot_train_templates;
   for (const auto& [t, acc] : e.zero_shot_per_template) j["zero_shot_per_template"][t] = acc;
-  for (const auto& [name, rec] : e.retrieval) j["retrieval"][name] = recall_json(rec);
+  for (const auto& rt : e.retrieval) {
+    j["retrieval"][rt.name] = recall_json(rt.recall);
+    j["retrieval"][rt.name]["chance_R@1"] = rt.chance;
+  }
+  for (const auto& a : e.attributes)
+    j["attributes"][a.name] = {{"accuracy", a.accuracy}, {"images", a.images}};
   j["retrieval_queries"] = e.retrieval_queries;
   j["retrieval_gallery"] = e.retrieval_gallery;
   for (const auto& row : e.probe) {
@@ -560,7 +625,7 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
 std::string clip_evaluation_markdown(const ClipEvaluation& e) {
   std::string s;
   if (e.zero_shot >= 0) {
-    s += fmt::format("zero-shot accuracy: **{:.2f}%**", 100 * e.zero_shot);
+    s += fmt::format("{}: **{:.2f}%**", e.zero_shot_name, 100 * e.zero_shot);
     if (e.zero_shot_train_templates >= 0)
       s += fmt::format(" (held-out templates; training templates {:.2f}%)",
                        100 * e.zero_shot_train_templates);
@@ -572,14 +637,22 @@ std::string clip_evaluation_markdown(const ClipEvaluation& e) {
       s += "\n";
     }
   }
+  if (!e.attributes.empty()) {
+    s += "attribute reading (held-out prompts with the right attribute against the opposite one, "
+         "per digit; chance 50%)\n\n| attribute | accuracy % | images |\n|---|---|---|\n";
+    for (const auto& a : e.attributes)
+      s += fmt::format("| {} | {:.2f} | {} |\n", a.name, 100 * a.accuracy, a.images);
+    s += "\n";
+  }
   if (!e.retrieval.empty()) {
     s += fmt::format(
-        "retrieval: {} queries, gallery of {}\n\n| direction | R@1 | R@5 | R@10 "
-        "|\n|---|---|---|---|\n",
+        "retrieval: {} queries, gallery of {}\n\n| direction | R@1 | R@5 | R@10 | chance R@1 "
+        "|\n|---|---|---|---|---|\n",
         e.retrieval_queries, e.retrieval_gallery);
-    for (const auto& [name, rec] : e.retrieval) {
-      s += fmt::format("| {} | {:.2f} | {:.2f} | {:.2f} |\n", name, 100 * rec.at(1),
-                       100 * rec.at(5), 100 * rec.at(10));
+    for (const auto& rt : e.retrieval) {
+      s += fmt::format("| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |\n", rt.name,
+                       100 * rt.recall.at(1), 100 * rt.recall.at(5), 100 * rt.recall.at(10),
+                       100 * rt.chance);
     }
     s += "\n";
   }

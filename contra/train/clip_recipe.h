@@ -104,14 +104,29 @@ ClipRecipe load_clip_recipe(const ConfigTree& tree);
 TrainSummary train_clip_recipe(const ClipRecipe& recipe, bool resume);
 
 struct ClipEvaluation {
-  // clip (mnist_captions)
-  double zero_shot = -1;                  // held-out templates, ensembled
+  // clip (mnist_captions): held-out templates, ensembled; clip_audio: each held-out spoken word
+  // classified by the nearest class mean of the gallery images' embeddings.
+  std::string zero_shot_name = "zero-shot accuracy";
+  double zero_shot = -1;
   double zero_shot_train_templates = -1;  // the training templates, for comparison
   std::vector<std::pair<std::string, double>> zero_shot_per_template;
   std::vector<double> zero_shot_per_class;
-  // retrieval: name ("image→text", "text→image", "image→text (class)", "audio→image (digit)"...)
-  // → k → recall
-  std::vector<std::pair<std::string, std::map<std::int64_t, double>>> retrieval;
+  // Attribute reading (mnist_captions): among test images of one digit, does the held-out prompt
+  // with the right attribute ("a thick seven") beat the opposite one ("a thin seven")? Chance 50%.
+  struct Attribute {
+    std::string name;  // "thin vs thick", "left- vs right-slanted"
+    double accuracy = 0;
+    std::int64_t images = 0;
+  };
+  std::vector<Attribute> attributes;
+  // Retrieval directions ("image→text", "text→image", "… (same digit)", "audio→image (same
+  // digit)"): recall@k, and the R@1 a random ranking would get (mean share of relevant items).
+  struct Retrieval {
+    std::string name;
+    std::map<std::int64_t, double> recall;
+    double chance = 0;
+  };
+  std::vector<Retrieval> retrieval;
   std::int64_t retrieval_queries = 0, retrieval_gallery = 0;
   std::vector<eval::ImageProbeRow> probe;
   double logit_scale = 0;

@@ -62,6 +62,7 @@ CONTRA_SPM_EXPORT int contra_spm_train(const char* const* sentences, size_t n,
     auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &proto);
     if (!status.ok()) return fail(error, status.ToString());
     *model = static_cast<char*>(std::malloc(proto.size() ? proto.size() : 1));
+    if (!*model) return fail(error, "out of memory");
     std::memcpy(*model, proto.data(), proto.size());
     *model_size = proto.size();
     return 0;
@@ -109,6 +110,7 @@ CONTRA_SPM_EXPORT int contra_spm_encode(void* handle, const char* text, size_t t
         std::string_view(text, text_size), &out);
     if (!status.ok()) return fail(error, status.ToString());
     *ids = static_cast<int*>(std::malloc((out.size() ? out.size() : 1) * sizeof(int)));
+    if (!*ids) return fail(error, "out of memory");
     if (!out.empty()) std::memcpy(*ids, out.data(), out.size() * sizeof(int));
     *n = out.size();
     return 0;
@@ -131,6 +133,7 @@ CONTRA_SPM_EXPORT int contra_spm_encode_pieces(void* handle, const char* text, s
       joined.push_back('\0');
     }
     *pieces = static_cast<char*>(std::malloc(joined.size() ? joined.size() : 1));
+    if (!*pieces) return fail(error, "out of memory");
     std::memcpy(*pieces, joined.data(), joined.size());
     *pieces_size = joined.size();
     *n = out.size();
@@ -148,6 +151,7 @@ CONTRA_SPM_EXPORT int contra_spm_decode(void* handle, const int* ids, size_t n, 
         std::vector<int>(ids, ids + n), &out);
     if (!status.ok()) return fail(error, status.ToString());
     *text = copy_out(out);
+    if (!*text) return fail(error, "out of memory");
     *text_size = out.size();
     return 0;
   } catch (const std::exception& e) {

@@ -69,6 +69,8 @@ TEST(Captions, TemplatesAreDisjointAndFillable) {
   EXPECT_EQ(fill_template("a photo of {a}", "eight"), "a photo of an eight");
   EXPECT_EQ(fill_template("a photo of {a}", "thick eight"), "a photo of a thick eight");
   EXPECT_EQ(fill_template("the digit {}", "one"), "the digit one");
+  EXPECT_EQ(fill_template("a photo of {a}", "one"), "a photo of a one");
+  EXPECT_EQ(fill_template("a photo of {a}", "upright one"), "a photo of an upright one");
   EXPECT_EQ(contra::testing::config_error([] {
               fill_template("no placeholder", "one");
             }).find("placeholder") != std::string::npos,

@@ -71,12 +71,16 @@ TEST(ClipRecipeIntegration, CaptionedMnistTrainsResumesAndEvaluates) {
   load_checkpoint(ckpt, *m);
   EXPECT_TRUE(m->has_tokenizer());
   EXPECT_EQ(m->image_stats().first.size(), 1u);
-  // Resume to 5 steps.
+  // Resume to 5 steps, with captions that would train another tokeniser: the run keeps its own.
   r.tree.set("train.steps=5");
   r.train.steps = 5;
+  r.data.attribute_p = 1.0;
   auto s2 = train_clip_recipe(r, true);
   EXPECT_EQ(s2.first_step, 3);
   EXPECT_EQ(s2.steps, 5);
+  auto resumed = std::dynamic_pointer_cast<method::Clip>(method::make_method(tree));
+  load_checkpoint(latest_checkpoint(r.run_dir()), *resumed);
+  EXPECT_EQ(resumed->tokenizer().serialized(), m->tokenizer().serialized());
   auto e = evaluate_clip_recipe(r, latest_checkpoint(r.run_dir()), d.file("out"));
   EXPECT_EQ(e.step, 5);
   EXPECT_GE(e.zero_shot, 0.0);
@@ -84,9 +88,18 @@ TEST(ClipRecipeIntegration, CaptionedMnistTrainsResumesAndEvaluates) {
   EXPECT_EQ(e.zero_shot_per_template.size(), 5u);
   ASSERT_EQ(e.retrieval.size(), 4u);
   EXPECT_EQ(e.retrieval_queries, 20);
-  for (const auto& [name, rec] : e.retrieval) {
-    EXPECT_LE(rec.at(1), rec.at(5)) << name;
-    EXPECT_LE(rec.at(5), rec.at(10)) << name;
+  for (const auto& rt : e.retrieval) {
+    EXPECT_LE(rt.recall.at(1), rt.recall.at(5)) << rt.name;
+    EXPECT_LE(rt.recall.at(5), rt.recall.at(10)) << rt.name;
+    EXPECT_GT(rt.chance, 0.0) << rt.name;
+    EXPECT_LE(rt.chance, 1.0) << rt.name;
+  }
+  EXPECT_NEAR(e.retrieval[2].chance, 0.1, 1e-9);  // same digit: 2 of each digit among 20 pairs
+  ASSERT_EQ(e.attributes.size(), 2u);
+  for (const auto& a : e.attributes) {
+    EXPECT_GT(a.images, 0) << a.name;
+    EXPECT_GE(a.accuracy, 0.0);
+    EXPECT_LE(a.accuracy, 1.0);
   }
   ASSERT_EQ(e.probe.size(), 2u);
   EXPECT_EQ(e.probe[0].dim, 16);
@@ -122,7 +135,7 @@ TEST(ClipRecipeIntegration, CaptionFilesTrainAndRetrieve) {
   EXPECT_LT(e.zero_shot, 0);  // no classes: retrieval only
   ASSERT_EQ(e.retrieval.size(), 2u);
   EXPECT_EQ(e.retrieval_queries, 3);
-  EXPECT_DOUBLE_EQ(e.retrieval[0].second.at(10), 1.0);  // 3 items: everything is in the top 10
+  EXPECT_DOUBLE_EQ(e.retrieval[0].recall.at(10), 1.0);  // 3 items: everything is in the top 10
   EXPECT_TRUE(e.probe.empty());                         // unlabelled
   // A bad line names the file and line.
   write_file_atomic(d.file("pairs/train.tsv"), train_tsv + "missing.png\ta ghost\n");
@@ -156,7 +169,8 @@ TEST(ClipRecipeIntegration, SpokenDigitsPairWithImagesOfUnseenSpeakers) {
   EXPECT_TRUE(path_exists(d.file("spoken/corpus.json")));
   auto e = evaluate_clip_recipe(r, latest_checkpoint(r.run_dir()), d.file("out"));
   ASSERT_EQ(e.retrieval.size(), 2u);
-  EXPECT_EQ(e.retrieval[0].first, "audio→image (same digit)");
+  EXPECT_EQ(e.retrieval[0].name, "audio→image (same digit)");
+  EXPECT_NEAR(e.retrieval[0].chance, 0.1, 0.05);
   EXPECT_EQ(e.retrieval_queries, 10);  // the held-out speaker's 10 words
   EXPECT_EQ(e.retrieval_gallery, 20);
   EXPECT_GE(e.zero_shot, 0.0);

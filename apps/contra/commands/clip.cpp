@@ -232,7 +232,8 @@ void register_clip(CLI::App& app) {
   zeroshot->add_option("--data", z->data,
                        "mnist (the checkpoint's data.root) or an image dataset folder (MNIST IDX, "
                        "CIFAR-10 binary, <class>/*.png)");
-  zeroshot->add_option("--split", z->split, "train | test");
+  zeroshot->add_option("--split", z->split, "train | test")
+      ->check(CLI::IsMember({"train", "test"}));
   zeroshot->add_option("--template", z->templates,
                        "prompt template with {} or {a} (repeatable; ensembled; default: the "
                        "held-out built-ins)");
