@@ -9,6 +9,7 @@
 #include "contra/core/fs.h"
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
+#include "contra/train/clip_recipe.h"
 #include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
 #include "tests/support/support.h"
@@ -104,14 +105,17 @@ TEST(RecipeIntegration, EveryShippedConfigLoads) {
     if (e.path().extension() != ".yaml") continue;
     SCOPED_TRACE(e.path().string());
     ConfigTree tree = ConfigTree::load_file(e.path().string());
-    if (method::method_modality(tree) == "image") {
+    const std::string modality = method::method_modality(tree);
+    if (modality == "image") {
       EXPECT_NO_THROW(load_image_recipe(tree));
+    } else if (modality == "image_text" || modality == "audio_image") {
+      EXPECT_NO_THROW(load_clip_recipe(tree));
     } else {
       EXPECT_NO_THROW(load_recipe(tree));
     }
     ++n;
   }
-  EXPECT_GE(n, 6);
+  EXPECT_GE(n, 9);
 }
 
 TEST(RecipeIntegration, CliTrainAndProbe) {
