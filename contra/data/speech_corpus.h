@@ -30,8 +30,8 @@ struct SpeechCorpusConfig {
   std::int64_t utterances = 40;  // per speaker
   std::int64_t seed = 1;
   std::string text = "sentences";  // sentences | digits
-  double test_fraction = 0.2;  // per speaker, at least one utterance each side
-  std::int64_t jobs = 0;       // worker processes; 0 = number of cores
+  double test_fraction = 0.2;      // per speaker, at least one utterance each side
+  std::int64_t jobs = 0;           // worker processes; 0 = number of cores
   std::vector<std::string> voices = {"en-us",  "en",        "en-gb-scotland", "en-gb-x-rp",
                                      "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"};
   std::vector<std::string> variants = {
