@@ -1,7 +1,9 @@
 // contra — command-line entry point. Parses argv, calls one library function per command, maps
 // errors to exit codes (2: usage/config/data, 1: internal).
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -30,7 +32,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    // In a distributed run every rank reports its own failure: say which.
+    const char* rank = std::getenv("RANK");
+    const char* world = std::getenv("WORLD_SIZE");
+    if (rank != nullptr && world != nullptr && std::string(world) != "1") {
+      std::fprintf(stderr, "error (rank %s): %s\n", rank, e.what());
+    } else {
+      std::fprintf(stderr, "error: %s\n", e.what());
+    }
     return contra::exit_code_for(e);
   }
 }

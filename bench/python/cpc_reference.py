@@ -17,7 +17,8 @@ contra's `loss.precision: bfloat16`.
 Run with Debian's torch (/usr/bin/python3, torch 1.13). For the allocator-tuned numbers run it as
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=17179869184:glibc.malloc.top_pad=1073741824 \\
     /usr/bin/python3 bench/python/cpc_reference.py --threads 1 --steps 10 --formulation best
-Prints one JSON object: windows_per_s, ms_per_step, loss_ms_per_step (loss share measured with
+Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel (Gloo) and `--batch`
+is per rank (bench/compare_dist.sh). Prints one JSON object (rank 0): windows_per_s, ms_per_step, loss_ms_per_step (loss share measured with
 separate timers), peak_rss_mb, settings.
 """
 import argparse
@@ -124,6 +125,13 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = Cpc(args.channels, args.channels, norm=args.norm, bf16=args.bf16)
+    # Under torchrun (WORLD_SIZE > 1): DistributedDataParallel over Gloo, `--batch` windows per rank.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
+        model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     x = torch.randn(args.batch, 1, args.window)
     loss_time = 0.0
@@ -148,11 +156,14 @@ def main():
         opt.zero_grad()
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if rank != 0:
+        return
     print(json.dumps({
         "implementation": "pytorch-python", "formulation": args.formulation, "bf16": args.bf16,
         "norm": args.norm, "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
         "window": args.window, "negatives": args.negatives, "steps": args.steps,
-        "windows_per_s": round(args.batch * args.steps / elapsed, 3),
+        "ranks": world,
+        "windows_per_s": round(args.batch * world * args.steps / elapsed, 3),
         "ms_per_step": round(1000 * elapsed / args.steps, 1),
         "loss_ms_per_step": round(1000 * loss_time / args.steps, 1),
         "peak_rss_mb": round(peak, 1),

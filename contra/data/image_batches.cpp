@@ -68,17 +68,26 @@ torch::Tensor epoch_indices(std::int64_t n, std::int64_t i, std::int64_t batch_s
   return torch::tensor(out, torch::kLong);
 }
 
-torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size,
-                                        std::uint64_t seed) const {
-  return epoch_indices(train_.size(), i, batch_size, seed);
+torch::Tensor shard_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
+                            std::uint64_t seed, std::int64_t rank, std::int64_t ranks) {
+  check<ConfigError>(ranks >= 1 && rank >= 0 && rank < ranks, "batches: rank {} outside [0, {})",
+                     rank, ranks);
+  if (ranks == 1) return epoch_indices(n, i, batch_size, seed);
+  return epoch_indices(n, i, batch_size * ranks, seed).narrow(0, rank * batch_size, batch_size);
 }
 
-method::Batch ImageBatchSource::batch(std::int64_t i, std::int64_t batch_size,
-                                      std::uint64_t seed) const {
-  torch::Tensor index = indices(i, batch_size, seed);
+torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
+                                        std::int64_t rank, std::int64_t ranks) const {
+  return shard_indices(train_.size(), i, batch_size, seed, rank, ranks);
+}
+
+method::Batch ImageBatchSource::batch(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
+                                      std::int64_t rank, std::int64_t ranks) const {
+  torch::Tensor index = indices(i, batch_size, seed, rank, ranks);
   torch::Tensor images = to_unit_float(train_.images.index_select(0, index));
   method::Batch b;
-  const uint64_t batch_seed = mix_seed(seed, static_cast<uint64_t>(i), 0x7e5);
+  uint64_t batch_seed = mix_seed(seed, static_cast<uint64_t>(i), 0x7e5);
+  if (ranks > 1) batch_seed = mix_seed(batch_seed, static_cast<uint64_t>(rank), 0x5a4d);
   for (int64_t v = 0; v < views_.views; ++v) {
     torch::Tensor view = chain_->apply(images, mix_seed(batch_seed, static_cast<uint64_t>(v)));
     b.views.push_back(normalize_images(view, stats_));

@@ -40,14 +40,25 @@ torch::Tensor normalize_images(const torch::Tensor& images, const ChannelStats& 
 torch::Tensor epoch_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
                             std::uint64_t seed);
 
+/// This rank's share of batch i in a run of `ranks` processes: items [rank·B, (rank+1)·B) of the
+/// global batch epoch_indices(n, i, ranks·B, seed) — a distributed sampler: the ranks' shards are
+/// disjoint, together they are the global batch, each epoch is a fresh permutation and every rank
+/// has the same number of batches. ranks = 1 is epoch_indices itself.
+torch::Tensor shard_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
+                            std::uint64_t seed, std::int64_t rank, std::int64_t ranks);
+
 class ImageBatchSource {
  public:
   ImageBatchSource(ImageDataset train, ChannelStats stats, transforms::ImageViewsConfig views);
   /// Batch i: `views` normalised augmented views (each (B, C, size, size) float), `input` = the
   /// first view, `labels` (-1 for unlabelled images) and `index` (positions in the set).
-  method::Batch batch(std::int64_t i, std::int64_t batch_size, std::uint64_t seed) const;
+  /// In a distributed run, rank `rank` of `ranks` gets its shard (shard_indices) with its own
+  /// augmentation draws.
+  method::Batch batch(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
+                      std::int64_t rank = 0, std::int64_t ranks = 1) const;
   /// Dataset positions of batch i (B) int64.
-  torch::Tensor indices(std::int64_t i, std::int64_t batch_size, std::uint64_t seed) const;
+  torch::Tensor indices(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
+                        std::int64_t rank = 0, std::int64_t ranks = 1) const;
   std::int64_t size() const { return train_.size(); }
 
  private:

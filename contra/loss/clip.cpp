@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "contra/dist/collectives.h"
+
 namespace contra::loss {
 
 void ClipOptions::validate() const {
@@ -32,6 +34,24 @@ torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
   return (logsumexp(logits, 1) + logsumexp(logits, 0)).mean() / 2 - matching.mean();
 }
 
+torch::Tensor clip_global(const torch::Tensor& image, const torch::Tensor& text,
+                          const torch::Tensor& log_scale, const ClipOptions& options) {
+  dist::Group& group = dist::world();
+  if (group.size() == 1) return clip(image, text, log_scale, options);
+  detail::validate(options, "clip");
+  detail::check_embeddings(image, "clip", "image");
+  detail::check_same_shape(image, text, "clip", "image", "text");
+  TORCH_CHECK(log_scale.defined() && log_scale.numel() == 1,
+              "clip: log_scale must be a scalar tensor");
+  torch::Tensor scale = log_scale.reshape({}).clamp_max(std::log(options.max_scale())).exp();
+  torch::Tensor img = l2_normalize(image), txt = l2_normalize(text);
+  torch::Tensor all_img = dist::all_gather(img), all_txt = dist::all_gather(txt);  // (WN, D)
+  torch::Tensor i2t = torch::mm(img * scale, all_txt.t());                         // (N, WN)
+  torch::Tensor t2i = torch::mm(txt * scale, all_img.t());                         // (N, WN)
+  torch::Tensor matching = scale * (img * txt).sum(1);
+  return (logsumexp(i2t, 1) + logsumexp(t2i, 1)).mean() / 2 - matching.mean();
+}
+
 }  // namespace functional
 
 ClipImpl::ClipImpl(ClipOptions options_) : options(std::move(options_)) {
@@ -51,6 +71,14 @@ torch::Tensor ClipImpl::forward(const torch::Tensor& image, const torch::Tensor&
     log_scale.clamp_(0, std::log(options.max_scale()));
   }
   return functional::clip(image, text, log_scale, options);
+}
+
+torch::Tensor ClipImpl::forward_global(const torch::Tensor& image, const torch::Tensor& text) {
+  {
+    torch::NoGradGuard no_grad;
+    log_scale.clamp_(0, std::log(options.max_scale()));
+  }
+  return functional::clip_global(image, text, log_scale, options);
 }
 
 }  // namespace contra::loss

@@ -47,6 +47,13 @@ struct ClipOptions {
 namespace functional {
 torch::Tensor clip(const torch::Tensor& image, const torch::Tensor& text,
                    const torch::Tensor& log_scale, const ClipOptions& options = {});
+
+/// CLIP's loss over the global batch of a distributed run (OpenCLIP's "local loss"): this rank's N
+/// images against all W·N texts and its N texts against all W·N images (dist::all_gather, with
+/// gradients), labels offset by rank·N. The mean over ranks equals clip() on the concatenated
+/// batch, gradients included after data-parallel averaging. With one process this is clip().
+torch::Tensor clip_global(const torch::Tensor& image, const torch::Tensor& text,
+                          const torch::Tensor& log_scale, const ClipOptions& options = {});
 }  // namespace functional
 
 class ClipImpl : public torch::nn::Cloneable<ClipImpl> {
@@ -54,6 +61,8 @@ class ClipImpl : public torch::nn::Cloneable<ClipImpl> {
   explicit ClipImpl(ClipOptions options = {});
   void reset() override;
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& text);
+  /// The same over the global batch of a distributed run (functional::clip_global).
+  torch::Tensor forward_global(const torch::Tensor& image, const torch::Tensor& text);
   ClipOptions options;
   /// log of the logit scale (a 0-dim tensor).
   torch::Tensor log_scale;

@@ -44,6 +44,14 @@ struct NTXentOptions {
 namespace functional {
 torch::Tensor nt_xent(const torch::Tensor& z1, const torch::Tensor& z2,
                       const torch::Tensor& memory_bank = {}, const NTXentOptions& options = {});
+
+/// NT-Xent over the global batch of a distributed run: this rank's 2N anchors (its z1, z2) against
+/// the 2·W·N views of all W ranks (dist::all_gather, with gradients), the positive of a local row
+/// at its offset rank·N in the gathered views. The mean over ranks of the returned losses equals
+/// nt_xent on the concatenated batch, and with data-parallel gradient averaging so do the
+/// gradients (tested). With one process this is nt_xent(z1, z2).
+torch::Tensor nt_xent_global(const torch::Tensor& z1, const torch::Tensor& z2,
+                             const NTXentOptions& options = {});
 }  // namespace functional
 
 class NTXentImpl : public torch::nn::Cloneable<NTXentImpl> {

@@ -162,7 +162,8 @@ StepOutput Clip::step(const Batch& batch) {
   torch::Tensor img = encode_image(batch.input);
   torch::Tensor other = audio_ ? encode_audio(it->second) : encode_text(it->second);
   StepOutput out;
-  out.loss = loss->forward(img, other);
+  // In a distributed run the similarity matrix spans every rank's pairs (clip_global).
+  out.loss = loss->forward_global(img, other);
   {
     torch::NoGradGuard guard;
     auto sim =

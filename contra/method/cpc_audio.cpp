@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "contra/core/runtime.h"
+#include "contra/dist/collectives.h"
 #include "contra/loss/info_nce.h"
 #include "contra/method/sampled_scores.h"
 
@@ -49,6 +50,9 @@ void CpcLossConfig::validate() const {
 
 void CpcNegativesConfig::validate() const {
   parse_negative_mode(mode);
+  check<ConfigError>(!across_ranks || mode == "batch",
+                     "across_ranks: only mode batch draws negatives across ranks (got mode {})",
+                     mode);
   check<ConfigError>(count >= 1, "count: must be >= 1 (got {})", count);
   if (mode == "hard") {
     check<ConfigError>(hard >= 1 && hard <= count, "hard: must be in [1, count = {}] (got {})",
@@ -344,6 +348,16 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
     }
   }
   const int64_t n_random = n_neg - n_hard;
+  // The frames negatives are drawn from: this batch's, or with across_ranks every rank's
+  // (positives then sit at this rank's offset in the gathered pool).
+  torch::Tensor pool_score = z_flat_score;
+  int64_t pool_batch = B, pool_offset = 0;
+  if (config_.negatives.across_ranks && dist::world().size() > 1) {
+    torch::Tensor pool = dist::all_gather(z_flat);  // (W·B·T, C)
+    pool_score = bf16 ? pool.to(torch::kBFloat16) : pool;
+    pool_batch = B * dist::world().size();
+    pool_offset = dist::world().rank() * B * T;
+  }
 
   StepOutput out;
   torch::Tensor total;
@@ -353,16 +367,16 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
     // Positives z_{t+k}: flat frame ids b·T + t + k, t ∈ [0, T−k).
     auto positive = (torch::arange(B, long_opts) * T).unsqueeze(1) +
                     torch::arange(k, T, long_opts).unsqueeze(0);  // (B, T−k)
-    positive = positive.flatten();
-    auto negative = sample_negatives(mode_, positive, B, T, n_random, labels);  // (M, n)
-    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);            // (M, 1+n)
+    positive = positive.flatten() + pool_offset;
+    auto negative = sample_negatives(mode_, positive, pool_batch, T, n_random, labels);  // (M, n)
+    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);                     // (M, 1+n)
     torch::Tensor scores;
     if (mode_ == NegativeMode::kSameSequence) {
       // Only the anchor's own window is a candidate: (B, T−k, C) × (B, C, T) → (B, T−k, T).
       auto local = columns - (torch::div(positive, T, "floor") * T).unsqueeze(1);
       scores = torch::bmm(p, z_score.transpose(1, 2)).reshape({M, T}).gather(1, local);
     } else {
-      scores = sampled_scores(p.reshape({M, C}), z_flat_score, columns);  // (M, 1+n)
+      scores = sampled_scores(p.reshape({M, C}), pool_score, columns);  // (M, 1+n)
     }
     scores = scores.to(z.scalar_type());
     auto pos_scores = scores.select(1, 0);

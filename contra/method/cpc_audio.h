@@ -99,9 +99,14 @@ struct CpcNegativesConfig {
   int64_t count = 128;
   int64_t hard = 16;
   int64_t bank_size = 2048;
+  // Distributed runs, mode batch: draw negatives from every rank's frames (all-gathered, with
+  // gradients), as one process would from the global batch.
+  bool across_ranks = false;
   template <class V>
   void visit(V& v) {
     v("mode", mode, "batch | same_speaker | same_sequence | hard");
+    v("across_ranks", across_ranks,
+      "batch mode, distributed: negatives from all ranks' frames (the global batch)");
     v("count", count, "negatives per prediction (paper 128)");
     v("hard", hard, "hard mode: how many of `count` are nearest memory-bank entries");
     v("bank_size", bank_size, "hard mode: memory bank capacity in frames (FIFO)");

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/dist/collectives.h"
+#include "contra/nn/batch_norm.h"
 
 namespace contra::method {
 
@@ -56,10 +58,11 @@ void Moco::check_batch(int64_t batch_size, int64_t views) const {
                      "train.batch_size: {} is not a multiple of method.bn_splits ({}); use a "
                      "batch of k·{} images",
                      batch_size, config_.bn_splits, config_.bn_splits);
-  check<ConfigError>(batch_size <= config_.queue_size,
-                     "train.batch_size: {} exceeds method.queue_size ({}); the queue must hold at "
-                     "least one batch of keys",
-                     batch_size, config_.queue_size);
+  const int64_t ranks = dist::world().size();
+  check<ConfigError>(batch_size * ranks <= config_.queue_size,
+                     "train.batch_size: {} × {} rank(s) exceeds method.queue_size ({}); the queue "
+                     "must hold at least one global batch of keys",
+                     batch_size, ranks, config_.queue_size);
 }
 
 std::vector<torch::Tensor> Moco::trainable_parameters() {
@@ -72,21 +75,24 @@ std::vector<torch::Tensor> Moco::trainable_parameters() {
 
 torch::Tensor Moco::keys(const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
-  const int64_t n = images.size(0);
+  // The key encoder keeps per-rank BatchNorm even with train.sync_batch_norm: shuffle-BN is how
+  // MoCo keeps a query and its key from sharing statistics, and synchronised statistics would undo
+  // it.
+  nn::set_sync_batch_norm(*encoder_k.ptr(), false);
+  nn::set_sync_batch_norm(*head_k, false);
   const int64_t splits = config_.bn_splits;
   if (!config_.shuffle_bn) {
     return F::normalize(head_k->forward(encode_in_splits(encoder_k, images, splits)),
                         F::NormalizeFuncOptions().dim(1));
   }
-  // Official _batch_shuffle_ddp / _batch_unshuffle_ddp, with the chunks of the shuffled batch in
-  // place of the devices.
-  torch::Tensor shuffle =
-      torch::randperm(n, torch::TensorOptions().dtype(torch::kLong)).to(images.device());
-  torch::Tensor unshuffle = torch::argsort(shuffle);
-  torch::Tensor k = F::normalize(
-      head_k->forward(encode_in_splits(encoder_k, images.index_select(0, shuffle), splits)),
-      F::NormalizeFuncOptions().dim(1));
-  return k.index_select(0, unshuffle);
+  // Official _batch_shuffle_ddp / _batch_unshuffle_ddp: across the ranks of a distributed run
+  // (each rank's BN then sees a random part of the global batch), and with the chunks of the
+  // shuffled batch in place of devices within a rank.
+  dist::Shuffled shuffled = dist::batch_shuffle(images);
+  torch::Tensor k =
+      F::normalize(head_k->forward(encode_in_splits(encoder_k, shuffled.local, splits)),
+                   F::NormalizeFuncOptions().dim(1));
+  return dist::batch_unshuffle(k, shuffled.unshuffle);
 }
 
 StepOutput Moco::step(const Batch& batch) {
@@ -95,8 +101,10 @@ StepOutput Moco::step(const Batch& batch) {
   const torch::Tensor& im_q = batch.views[0];
   const torch::Tensor& im_k = batch.views[1];
   check<DataError>(im_q.sizes() == im_k.sizes(), "moco: the two views differ in shape");
-  check<DataError>(im_q.size(0) <= config_.queue_size, "moco: batch of {} exceeds queue_size {}",
-                   im_q.size(0), config_.queue_size);
+  const int64_t ranks = dist::world().size();
+  check<DataError>(im_q.size(0) * ranks <= config_.queue_size,
+                   "moco: {} keys per step ({} per rank × {} ranks) exceed queue_size {}",
+                   im_q.size(0) * ranks, im_q.size(0), ranks, config_.queue_size);
   torch::Tensor h = encode_in_splits(encoder_q, im_q, config_.bn_splits);
   torch::Tensor q = F::normalize(head_q->forward(h), F::NormalizeFuncOptions().dim(1));
   torch::Tensor k = keys(im_k);
@@ -114,7 +122,8 @@ StepOutput Moco::step(const Batch& batch) {
   out.metrics["pos_sim"] = l_pos.detach().mean().item<double>();
   out.metrics["neg_sim"] = l_neg.detach().mean().item<double>();
   if (probe) out.loss = out.loss + probe->forward(h, batch.labels, out.metrics);
-  queue->dequeue_and_enqueue(k);
+  // Every rank enqueues the keys of all ranks, so the queues stay identical.
+  queue->dequeue_and_enqueue(dist::concat_all_gather(k));
   return out;
 }
 

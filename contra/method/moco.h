@@ -73,6 +73,11 @@ struct MocoConfig {
 /// query encoder with requires_grad off; it, the queue and its pointer are module state and saved
 /// in checkpoints.
 ///
+/// Distributed (docs/distributed.md): the keys of all ranks are gathered before the enqueue (every
+/// rank's queue stays identical; queue_size must hold batch × ranks keys), and shuffle-BN permutes
+/// the global batch across ranks (dist::batch_shuffle / batch_unshuffle), as the official
+/// _batch_shuffle_ddp / _batch_unshuffle_ddp.
+///
 /// A queue size that is not a multiple of the batch is handled (the write wraps around; the
 /// official code asserts divisibility, and for divisible sizes the result is identical); a batch
 /// larger than the queue is a ConfigError (check_batch).

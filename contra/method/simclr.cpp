@@ -42,8 +42,9 @@ StepOutput SimClr::step(const Batch& batch) {
   torch::Tensor h = encoder.forward(torch::cat({v1, v2}, 0));  // (2N, D)
   torch::Tensor z = head->forward(h);
   StepOutput out;
-  out.loss = loss::functional::nt_xent(
-      z.narrow(0, 0, n), z.narrow(0, n, n), {},
+  // Global negatives in a distributed run: every rank's views (nt_xent_global).
+  out.loss = loss::functional::nt_xent_global(
+      z.narrow(0, 0, n), z.narrow(0, n, n),
       loss::NTXentOptions().temperature(config_.temperature).normalize(true));
   {
     torch::NoGradGuard no_grad;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/nn/batch_norm.h"
 
 namespace contra::nn {
 
@@ -23,15 +24,14 @@ void ProjectionHeadImpl::reset() {
   for (int64_t l = 0; l + 1 < options.layers(); ++l) {
     mlp_->push_back(torch::nn::Linear(
         torch::nn::LinearOptions(in, options.hidden()).bias(!options.batch_norm())));
-    if (options.batch_norm()) mlp_->push_back(torch::nn::BatchNorm1d(options.hidden()));
+    if (options.batch_norm()) mlp_->push_back(BatchNorm(options.hidden()));
     mlp_->push_back(torch::nn::ReLU());
     in = options.hidden();
   }
   mlp_->push_back(torch::nn::Linear(
       torch::nn::LinearOptions(in, options.out()).bias(!options.last_batch_norm())));
   if (options.last_batch_norm()) {
-    mlp_->push_back(
-        torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(options.out()).affine(false)));
+    mlp_->push_back(BatchNorm(BatchNormOptions(options.out()).affine(false)));
   }
 }
 

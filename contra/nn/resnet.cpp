@@ -24,13 +24,13 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_
 
 void BasicBlockImpl::reset() {
   conv1_ = register_module("conv1", make_conv(in_channels_, out_channels_, 3, stride_));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(out_channels_));
+  bn1_ = register_module("bn1", contra::nn::BatchNorm(out_channels_));
   conv2_ = register_module("conv2", make_conv(out_channels_, out_channels_, 3, 1));
-  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out_channels_));
+  bn2_ = register_module("bn2", contra::nn::BatchNorm(out_channels_));
   if (stride_ != 1 || in_channels_ != out_channels_) {
     downsample_ = register_module(
         "downsample", torch::nn::Sequential(make_conv(in_channels_, out_channels_, 1, stride_),
-                                            torch::nn::BatchNorm2d(out_channels_)));
+                                            contra::nn::BatchNorm(out_channels_)));
   }
 }
 
@@ -50,7 +50,7 @@ ResNet18Impl::ResNet18Impl(ResNet18Options options_) : options(std::move(options
 void ResNet18Impl::reset() {
   const int64_t w = options.width();
   conv1_ = register_module("conv1", make_conv(options.in_channels(), w, 3, 1));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(w));
+  bn1_ = register_module("bn1", contra::nn::BatchNorm(w));
   auto stage = [&](int64_t in, int64_t out, int64_t stride) {
     torch::nn::Sequential s(BasicBlock(in, out, stride), BasicBlock(out, out, 1));
     if (options.zero_init_residual()) {

@@ -5,11 +5,11 @@
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+#include "contra/nn/batch_norm.h"
 
 namespace contra::nn {
 
@@ -25,12 +25,12 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   torch::Tensor forward(const torch::Tensor& input);
 
   /// The block's last BatchNorm (the one `zero_init_residual` zeroes).
-  torch::nn::BatchNorm2d last_bn() const { return bn2_; }
+  contra::nn::BatchNorm last_bn() const { return bn2_; }
 
  private:
   int64_t in_channels_, out_channels_, stride_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  contra::nn::BatchNorm bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential downsample_{nullptr};  // empty pointer for the identity shortcut
 };
 TORCH_MODULE(BasicBlock);
@@ -72,7 +72,7 @@ class ResNet18Impl : public torch::nn::Cloneable<ResNet18Impl> {
 
  private:
   torch::nn::Conv2d conv1_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  contra::nn::BatchNorm bn1_{nullptr};
   torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr}, layer4_{nullptr};
 };
 TORCH_MODULE(ResNet18);

@@ -22,11 +22,11 @@ void SmallCnnImpl::reset() {
     return c;
   };
   conv1_ = register_module("conv1", conv(options.in_channels(), w));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(w));
+  bn1_ = register_module("bn1", contra::nn::BatchNorm(w));
   conv2_ = register_module("conv2", conv(w, 2 * w));
-  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(2 * w));
+  bn2_ = register_module("bn2", contra::nn::BatchNorm(2 * w));
   conv3_ = register_module("conv3", conv(2 * w, 4 * w));
-  bn3_ = register_module("bn3", torch::nn::BatchNorm2d(4 * w));
+  bn3_ = register_module("bn3", contra::nn::BatchNorm(4 * w));
 }
 
 torch::Tensor SmallCnnImpl::forward(const torch::Tensor& input) {

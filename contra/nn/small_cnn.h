@@ -4,10 +4,10 @@
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+#include "contra/nn/batch_norm.h"
 
 namespace contra::nn {
 
@@ -43,7 +43,7 @@ class SmallCnnImpl : public torch::nn::Cloneable<SmallCnnImpl> {
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  contra::nn::BatchNorm bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
 };
 TORCH_MODULE(SmallCnn);
 

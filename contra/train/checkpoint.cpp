@@ -46,7 +46,8 @@ void fsync_path(const std::string& path) {
 
 std::string save_checkpoint(const std::string& run_dir, method::Method& method,
                             torch::optim::Optimizer& optimizer, std::int64_t step,
-                            const std::string& config_yaml, std::int64_t keep) {
+                            const std::string& config_yaml, std::int64_t keep,
+                            const std::map<std::string, torch::Tensor>& extra) {
   std::string dir = run_dir + "/checkpoints";
   make_dirs(dir);
   std::string name = fmt::format("step-{:08d}.pt", step);
@@ -67,6 +68,7 @@ std::string save_checkpoint(const std::string& run_dir, method::Method& method,
     }
     archive.write("config", text_tensor(config_yaml));
     archive.write("contra_version", text_tensor(CONTRA_VERSION));
+    for (const auto& [key, value] : extra) archive.write("extra/" + key, value);
     archive.save_to(tmp);
     fsync_path(tmp);
   } catch (const c10::Error& e) {
@@ -151,10 +153,41 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
 
 CheckpointMeta load_checkpoint(const std::string& path, method::Method& method,
                                torch::optim::Optimizer* optimizer, bool restore_rng) {
-  CheckpointMeta meta = read_checkpoint_meta(path);
+  read_checkpoint_meta(path);  // a DataError naming the file when it is not a checkpoint
+  return load_checkpoint_data(read_file(path), path, method, optimizer, restore_rng);
+}
+
+torch::Tensor checkpoint_extra(const std::string& data, const std::string& name) {
+  torch::serialize::InputArchive archive;
+  torch::Tensor out;
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(data.data(), data.size());
+    if (!archive.try_read("extra/" + name, out)) return {};
+  } catch (const c10::Error&) {
+    return {};
+  }
+  return out;
+}
+
+CheckpointMeta load_checkpoint_data(const std::string& data, const std::string& name,
+                                    method::Method& method, torch::optim::Optimizer* optimizer,
+                                    bool restore_rng) {
+  CheckpointMeta meta;
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(data.data(), data.size());
+    torch::Tensor step, config, version;
+    archive.read("step", step);
+    archive.read("config", config);
+    archive.read("contra_version", version);
+    meta.step = step.item<std::int64_t>();
+    meta.config_yaml = tensor_text(config);
+    meta.contra_version = tensor_text(version);
+  } catch (const c10::Error& e) {
+    throw DataError(fmt::format("checkpoint '{}': not a readable contra checkpoint ({})", name,
+                                e.what_without_backtrace()));
+  }
+  try {
     torch::serialize::InputArchive model_archive;
     archive.read("method", model_archive);
     method.load(model_archive);
@@ -171,7 +204,7 @@ CheckpointMeta load_checkpoint(const std::string& path, method::Method& method,
       gen.set_state(state);
     }
   } catch (const c10::Error& e) {
-    throw DataError(fmt::format("checkpoint '{}': does not fit this model ({})", path,
+    throw DataError(fmt::format("checkpoint '{}': does not fit this model ({})", name,
                                 e.what_without_backtrace()));
   }
   return meta;

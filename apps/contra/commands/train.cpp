@@ -12,6 +12,8 @@
 #include "contra/core/config.h"
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
+#include "contra/core/runtime.h"
+#include "contra/dist/group.h"
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
 #include "contra/train/clip_recipe.h"
@@ -58,20 +60,33 @@ int run_train(const TrainOptions& o) {
   for (const auto& s : o.config.sets) tree.set(s);
   std::string run_dir;
   train::TrainSummary s;
+  // Distributed when torchrun / contra launch set WORLD_SIZE > 1 (docs/distributed.md).
+  auto join = [](const train::TrainConfig& t) {
+    dist::InitOptions init;
+    init.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(t.dist_timeout * 1000));
+    init.device = parse_device(t.device);
+    dist::init_from_env(init);
+  };
   const std::string modality = method::method_modality(tree);
   if (modality == "image") {
     train::ImageRecipe recipe = train::load_image_recipe(tree);
     run_dir = recipe.run_dir();
+    join(recipe.train);
     s = train::train_image_recipe(recipe, o.resume);
   } else if (modality == "image_text" || modality == "audio_image") {
     train::ClipRecipe recipe = train::load_clip_recipe(tree);
     run_dir = recipe.run_dir();
+    join(recipe.train);
     s = train::train_clip_recipe(recipe, o.resume);
   } else {
     train::Recipe recipe = train::load_recipe(tree);
     run_dir = recipe.run_dir();
+    join(recipe.train);
     s = train::train_recipe(recipe, o.resume);
   }
+  const bool main_rank = dist::world().is_main();
+  dist::shutdown();
+  if (!main_rank) return 0;  // rank 0 reports
   if (o.json) {
     nlohmann::json j = {{"run_dir", run_dir},
                         {"first_step", s.first_step},
