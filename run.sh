@@ -46,7 +46,7 @@ case "$cmd" in
     "$bin" probe --checkpoint runs/cpc_speech
     ;;
   test)
-    deps
+    deps --test
     build
     # Benchmarks are built (so they keep compiling) but not run here.
     cmake --build "$BUILD_DIR" -j "$JOBS" --target contra_benchmarks

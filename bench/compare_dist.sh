@@ -43,10 +43,16 @@ printf '| contra | 1 process x 2 threads | %s | %s | - |\n' "$one_ms" "$one_wps"
 printf '| contra | 2 processes x 1 thread | %s | %s | %s |\n' "$two_ms" "$two_wps" "$two_ar"
 if [[ $have_py == 1 ]]; then
   ref=bench/python/cpc_reference.py
-  p1=$($py $ref --threads 2 --batch 16 --steps "$STEPS" --warmup $WARMUP --formulation best)
-  p2=$(OMP_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node=2 --master_addr=127.0.0.1 \
-       --master_port=$((20000 + RANDOM % 20000)) $ref --threads 1 --batch 8 --steps "$STEPS" \
-       --warmup $WARMUP --formulation best 2>/dev/null | grep '^{')
+  # Python with the glibc tunables that keep freed memory in the process (its best case on these
+  # VMs; contra configures its allocator itself). torchrun 1.13 under Python 3.11 needs
+  # --redirects 1 --tee 1 (it cannot parse its own defaults); tee prefixes the lines.
+  tunables='glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=17179869184:glibc.malloc.top_pad=1073741824'
+  p1=$(GLIBC_TUNABLES=$tunables $py $ref --threads 2 --batch 16 --steps "$STEPS" --warmup $WARMUP \
+       --formulation best)
+  p2=$(GLIBC_TUNABLES=$tunables OMP_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node=2 \
+       --redirects 1 --tee 1 --master_addr=127.0.0.1 --master_port=$((20000 + RANDOM % 20000)) \
+       $ref --threads 1 --batch 8 --steps "$STEPS" --warmup $WARMUP --formulation best 2>/dev/null |
+       grep -o '{.*}')
   get() { echo "$1" | $py -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
   printf '| PyTorch-Python | 1 process x 2 threads | %s | %s | - |\n' "$(get "$p1" ms_per_step)" "$(get "$p1" windows_per_s)"
   printf '| PyTorch-Python DDP | 2 processes x 1 thread | %s | %s | (inside backward) |\n' "$(get "$p2" ms_per_step)" "$(get "$p2" windows_per_s)"

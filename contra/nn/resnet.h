@@ -9,6 +9,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+
 #include "contra/nn/batch_norm.h"
 
 namespace contra::nn {

@@ -132,11 +132,11 @@ std::string resolve_checkpoint(const std::string& run_dir_or_file) {
   throw DataError(fmt::format("checkpoint '{}': no such file or run directory", run_dir_or_file));
 }
 
-CheckpointMeta read_checkpoint_meta(const std::string& path) {
+namespace {
+// Step, config and version of a loaded archive; DataError naming `name` when they are missing.
+CheckpointMeta read_meta(torch::serialize::InputArchive& archive, const std::string& name) {
   CheckpointMeta meta;
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
     torch::Tensor step, config, version;
     archive.read("step", step);
     archive.read("config", config);
@@ -145,10 +145,22 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
     meta.config_yaml = tensor_text(config);
     meta.contra_version = tensor_text(version);
   } catch (const c10::Error& e) {
-    throw DataError(fmt::format("checkpoint '{}': not a readable contra checkpoint ({})", path,
+    throw DataError(fmt::format("checkpoint '{}': not a readable contra checkpoint ({})", name,
                                 e.what_without_backtrace()));
   }
   return meta;
+}
+}  // namespace
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw DataError(fmt::format("checkpoint '{}': not a readable contra checkpoint ({})", path,
+                                e.what_without_backtrace()));
+  }
+  return read_meta(archive, path);
 }
 
 CheckpointMeta load_checkpoint(const std::string& path, method::Method& method,
@@ -172,21 +184,14 @@ torch::Tensor checkpoint_extra(const std::string& data, const std::string& name)
 CheckpointMeta load_checkpoint_data(const std::string& data, const std::string& name,
                                     method::Method& method, torch::optim::Optimizer* optimizer,
                                     bool restore_rng) {
-  CheckpointMeta meta;
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(data.data(), data.size());
-    torch::Tensor step, config, version;
-    archive.read("step", step);
-    archive.read("config", config);
-    archive.read("contra_version", version);
-    meta.step = step.item<std::int64_t>();
-    meta.config_yaml = tensor_text(config);
-    meta.contra_version = tensor_text(version);
   } catch (const c10::Error& e) {
     throw DataError(fmt::format("checkpoint '{}': not a readable contra checkpoint ({})", name,
                                 e.what_without_backtrace()));
   }
+  CheckpointMeta meta = read_meta(archive, name);
   try {
     torch::serialize::InputArchive model_archive;
     archive.read("method", model_archive);

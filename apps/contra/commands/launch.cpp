@@ -11,7 +11,7 @@ void register_launch(CLI::App& app) {
   auto* launch = app.add_subcommand(
       "launch",
       "start N ranks of a distributed run on this machine, e.g. contra launch --nproc 2 -- train "
-      "--config configs/simclr_mnist.yaml (the same environment as torchrun --no-python)");
+      "--config configs/simclr_mnist.yaml (the environment torchrun --no_python gives)");
   launch->add_option("--nproc,--nproc-per-node", o->nproc, "ranks on this machine")
       ->capture_default_str();
   launch->add_option("--nnodes", o->nnodes, "machines taking part")->capture_default_str();
