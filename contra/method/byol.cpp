@@ -109,16 +109,8 @@ StepOutput Byol::step(const Batch& batch) {
 }
 
 void Byol::ema_update(double t) {
-  torch::NoGradGuard no_grad;
-  auto update = [t](const std::vector<torch::Tensor>& from, const std::vector<torch::Tensor>& to) {
-    TORCH_CHECK(from.size() == to.size(), "byol: online and target networks differ");
-    for (size_t i = 0; i < from.size(); ++i) {
-      auto target = to[i];
-      target.mul_(t).add_(from[i].detach(), 1.0 - t);
-    }
-  };
-  update(encoder.ptr()->parameters(), target_encoder.ptr()->parameters());
-  update(projector->parameters(), target_projector->parameters());
+  method::ema_update(encoder.ptr()->parameters(), target_encoder.ptr()->parameters(), t, "byol");
+  method::ema_update(projector->parameters(), target_projector->parameters(), t, "byol");
 }
 
 void Byol::after_optimizer_step(std::int64_t step) {

@@ -64,4 +64,14 @@ double top1_of_column0(const torch::Tensor& logits) {
   return logits.argmax(1).eq(0).to(torch::kDouble).mean().item<double>();
 }
 
+void ema_update(const std::vector<torch::Tensor>& online, const std::vector<torch::Tensor>& target,
+                double m, const char* who) {
+  TORCH_CHECK(online.size() == target.size(), who, ": the online and the slow networks differ");
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < online.size(); ++i) {
+    auto t = target[i];
+    t.mul_(m).add_(online[i].detach(), 1.0 - m);
+  }
+}
+
 }  // namespace contra::method

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/container/any.h>
@@ -61,5 +62,11 @@ torch::Tensor encode_in_splits(torch::nn::AnyModule& encoder, const torch::Tenso
 
 /// Top-1 accuracy of the instance task for L2-normalised logits rows whose positive is column 0.
 double top1_of_column0(const torch::Tensor& logits);
+
+/// The momentum (EMA) update of a slow copy, parameter by parameter, without gradients:
+/// target ← m·target + (1 − m)·online (MoCo's key encoder, BYOL's target network). Throws
+/// c10::Error naming `who` when the two lists differ in length.
+void ema_update(const std::vector<torch::Tensor>& online, const std::vector<torch::Tensor>& target,
+                double m, const char* who);
 
 }  // namespace contra::method

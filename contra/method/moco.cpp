@@ -128,16 +128,8 @@ StepOutput Moco::step(const Batch& batch) {
 }
 
 void Moco::momentum_update(double m) {
-  torch::NoGradGuard no_grad;
-  auto update = [m](const std::vector<torch::Tensor>& from, const std::vector<torch::Tensor>& to) {
-    TORCH_CHECK(from.size() == to.size(), "moco: query and key encoders differ");
-    for (size_t i = 0; i < from.size(); ++i) {
-      auto target = to[i];
-      target.mul_(m).add_(from[i].detach(), 1.0 - m);
-    }
-  };
-  update(encoder_q.ptr()->parameters(), encoder_k.ptr()->parameters());
-  update(head_q->parameters(), head_k->parameters());
+  ema_update(encoder_q.ptr()->parameters(), encoder_k.ptr()->parameters(), m, "moco");
+  ema_update(head_q->parameters(), head_k->parameters(), m, "moco");
 }
 
 void Moco::after_optimizer_step(std::int64_t /*step*/) { momentum_update(config_.momentum); }
