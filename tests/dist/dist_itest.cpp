@@ -33,8 +33,10 @@
 #include "contra/dist/collectives.h"
 #include "contra/dist/group.h"
 #include "contra/dist/launch.h"
+#include "contra/loss/barlow_twins.h"
 #include "contra/loss/clip.h"
 #include "contra/loss/nt_xent.h"
+#include "contra/method/barlow_twins.h"
 #include "contra/method/byol.h"
 #include "contra/method/moco.h"
 #include "contra/method/simclr.h"
@@ -87,6 +89,15 @@ train::TrainSummary train_tiny(const std::string& method, const std::string& run
     // too close to the bound to be a stable test; the equivalence itself is what is checked.
     byol->to(torch::kDouble);
     m = byol;
+  } else if (method == "barlow_twins") {
+    method::BarlowTwinsConfig c;
+    c.encoder.type = "small_cnn";
+    c.encoder.width = 4;
+    c.projection.hidden = 16;
+    c.projection.out = 16;
+    c.projection.layers = 3;
+    m = std::make_shared<method::BarlowTwins>(c);
+    m->to(torch::kDouble);
   } else {
     method::SimClrConfig c;
     c.encoder.type = "small_cnn";
@@ -97,7 +108,7 @@ train::TrainSummary train_tiny(const std::string& method, const std::string& run
     m = std::make_shared<method::SimClr>(c);
   }
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  const auto dtype = method == "byol" ? torch::kDouble : torch::kFloat;
+  const auto dtype = method == "simclr" ? torch::kFloat : torch::kDouble;
   auto v1 = torch::rand({kItems, 1, 12, 12}, gen).to(dtype);
   auto v2 = torch::rand({kItems, 1, 12, 12}, gen).to(dtype);
   const int64_t global = per_rank * g.size(), offset = per_rank * g.rank();
@@ -172,7 +183,12 @@ void scenario_losses() {
   torch::Tensor log_scale = torch::tensor(std::log(1 / 0.07), torch::kDouble).requires_grad_();
   auto cl = loss::functional::clip_global(img, txt, log_scale);
   cl.backward();
-  save({nt.detach(), z1.grad(), z2.grad(), cl.detach(), img.grad(), txt.grad(), log_scale.grad()},
+  torch::Tensor b1 = e.a.narrow(0, r * n, n).clone().requires_grad_();
+  torch::Tensor b2 = e.b.narrow(0, r * n, n).clone().requires_grad_();
+  auto bt = loss::functional::barlow_twins_global(b1, b2, loss::BarlowTwinsOptions().lambd(0.05));
+  bt.backward();
+  save({nt.detach(), z1.grad(), z2.grad(), cl.detach(), img.grad(), txt.grad(), log_scale.grad(),
+        bt.detach(), b1.grad(), b2.grad()},
        fmt::format("losses_{}.pt", r));
 }
 
@@ -289,6 +305,7 @@ TEST(DistWorker, Run) {
   const std::map<std::string, std::function<void()>> scenarios{
       {"ddp_simclr", [] { scenario_ddp("simclr"); }},
       {"ddp_byol", [] { scenario_ddp("byol"); }},
+      {"ddp_barlow_twins", [] { scenario_ddp("barlow_twins"); }},
       {"losses", scenario_losses},
       {"moco", scenario_moco},
       {"metrics", scenario_metrics},
@@ -366,7 +383,8 @@ TEST_P(DataParallelTest, TwoRanksOfBTrainLikeOneProcessOf2B) {
             << "\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, DataParallelTest, ::testing::Values("simclr", "byol"));
+INSTANTIATE_TEST_SUITE_P(Methods, DataParallelTest,
+                         ::testing::Values("simclr", "byol", "barlow_twins"));
 
 TEST_F(DistributedTest, GatheredLossesEqualTheOneProcessLossWithGradients) {
   ASSERT_EQ(run_ranks("losses").exit_code, 0);
@@ -393,6 +411,17 @@ TEST_F(DistributedTest, GatheredLossesEqualTheOneProcessLossWithGradients) {
     EXPECT_TRUE(torch::allclose(g[2] / W, z2.grad().narrow(0, r * n, n), 1e-10, 1e-12));
     EXPECT_TRUE(torch::allclose(g[4] / W, img.grad().narrow(0, r * n, n), 1e-10, 1e-12));
     EXPECT_TRUE(torch::allclose(g[5] / W, txt.grad().narrow(0, r * n, n), 1e-10, 1e-12));
+  }
+  // Barlow Twins: every rank computes the whole loss (global statistics and C); gradients W × the
+  // one-process slices, as the gathered losses.
+  torch::Tensor b1 = e.a.clone().requires_grad_(), b2 = e.b.clone().requires_grad_();
+  auto bt = loss::functional::barlow_twins(b1, b2, loss::BarlowTwinsOptions().lambd(0.05));
+  bt.backward();
+  for (int64_t r = 0; r < W; ++r) {
+    const auto& g = ranks[static_cast<std::size_t>(r)];
+    EXPECT_NEAR(g[7].item<double>(), bt.item<double>(), 1e-10);
+    EXPECT_TRUE(torch::allclose(g[8] / W, b1.grad().narrow(0, r * n, n), 1e-8, 1e-10));
+    EXPECT_TRUE(torch::allclose(g[9] / W, b2.grad().narrow(0, r * n, n), 1e-8, 1e-10));
   }
   // The logit scale is not gathered: the average of the ranks' gradients is the reference.
   EXPECT_NEAR((ranks[0][6] + ranks[1][6]).item<double>() / W, log_scale.grad().item<double>(),

@@ -26,6 +26,9 @@ std::string recipe(const std::string& method, const std::string& root, const std
       method == "moco"
           ? "method:\n  name: moco\n  encoder: {width: 4}\n  dim: 8\n  queue_size: 64\n"
             "  momentum: 0.9\n  bn_splits: 4\n  mlp: true\n  online_probe_classes: 10\n"
+      : method == "barlow_twins"
+          ? "method:\n  name: barlow_twins\n  encoder: {width: 4}\n"
+            "  projection: {hidden: 16, out: 16, layers: 3}\n  online_probe_classes: 10\n"
       : method == "byol"
           ? "method:\n  name: byol\n  encoder: {width: 4}\n  projection: {hidden: 16, out: 8}\n"
             "  predictor: {hidden: 16, out: 8}\n  online_probe_classes: 10\n"
@@ -55,7 +58,9 @@ TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
   auto s = train_image_recipe(r, false);
   EXPECT_EQ(s.steps, 4);
   for (double l : s.losses) EXPECT_TRUE(std::isfinite(l));
-  EXPECT_TRUE(s.metrics.count(GetParam() == "byol" ? "byol_loss" : "instance_acc"));
+  EXPECT_TRUE(s.metrics.count(GetParam() == "byol"           ? "byol_loss"
+                              : GetParam() == "barlow_twins" ? "barlow_loss"
+                                                             : "instance_acc"));
   EXPECT_TRUE(s.metrics.count("online_acc"));
   auto meta = read_checkpoint_meta(latest_checkpoint(r.run_dir()));
   EXPECT_EQ(meta.step, 4);
@@ -91,7 +96,7 @@ TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, ImageRecipeIntegration,
-                         ::testing::Values("simclr", "moco", "byol"));
+                         ::testing::Values("simclr", "moco", "byol", "barlow_twins"));
 
 std::string load_error(const std::string& text) {
   try {
