@@ -8,6 +8,7 @@
 #include "contra/core/error.h"
 #include "contra/loss/barlow_twins.h"
 #include "contra/method/barlow_twins.h"
+#include "tests/method/method_fixtures.h"
 #include "tests/support/support.h"
 
 namespace contra::method {
@@ -15,24 +16,17 @@ namespace {
 
 using contra::testing::config_error;
 using contra::testing::SeededTest;
+using testing::overfit;
+using testing::two_views;
 class BarlowTwinsMethodTest : public SeededTest {};
 
 BarlowTwinsConfig tiny() {
   BarlowTwinsConfig c;
-  c.encoder.type = "small_cnn";
-  c.encoder.in_channels = 1;
-  c.encoder.width = 4;  // features 16
+  c.encoder = testing::tiny_image_encoder();  // features 16
   c.projection.hidden = 32;
   c.projection.out = 32;
   c.projection.layers = 3;
   return c;
-}
-
-Batch two_views(int64_t n) {
-  Batch b;
-  b.views = {torch::rand({n, 1, 28, 28}), torch::rand({n, 1, 28, 28})};
-  b.input = b.views[0];
-  return b;
 }
 
 TEST_F(BarlowTwinsMethodTest, LambdaZeroScalesThePapersValueToTheWidth) {
@@ -72,17 +66,7 @@ TEST_F(BarlowTwinsMethodTest, TwoStepsRunWithTheProbe) {
 
 TEST_F(BarlowTwinsMethodTest, LossFallsWhenOverfittingOneBatch) {
   BarlowTwins m(tiny());
-  torch::optim::Adam opt(m.parameters(), 3e-3);
-  Batch b = two_views(32);
-  double first = 0, last = 0;
-  for (int step = 0; step < 40; ++step) {
-    StepOutput out = m.step(b);
-    if (step == 0) first = out.loss.item<double>();
-    last = out.loss.item<double>();
-    opt.zero_grad();
-    out.loss.backward();
-    opt.step();
-  }
+  auto [first, last] = overfit(m, two_views(32), 40, 3e-3);
   EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
 }
 

@@ -8,6 +8,7 @@
 
 #include "contra/core/error.h"
 #include "contra/method/byol.h"
+#include "tests/method/method_fixtures.h"
 #include "tests/support/support.h"
 
 namespace contra::method {
@@ -15,26 +16,19 @@ namespace {
 
 using contra::testing::config_error;
 using contra::testing::SeededTest;
+using testing::overfit;
+using testing::two_views;
 class ByolTest : public SeededTest {};
 
 ByolConfig tiny_byol() {
   ByolConfig c;
-  c.encoder.type = "small_cnn";
-  c.encoder.in_channels = 1;
-  c.encoder.width = 4;  // features 16
+  c.encoder = testing::tiny_image_encoder();  // features 16
   c.projection.hidden = 16;
   c.projection.out = 8;
   c.predictor.hidden = 16;
   c.predictor.out = 8;
   c.tau_base = 0.9;
   return c;
-}
-
-Batch two_views(int64_t n) {
-  Batch b;
-  b.views = {torch::rand({n, 1, 28, 28}), torch::rand({n, 1, 28, 28})};
-  b.input = b.views[0];
-  return b;
 }
 
 std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& params) {
@@ -136,18 +130,7 @@ TEST_F(ByolTest, TwoStepsRunAndTheTargetGetsNoGradient) {
 TEST_F(ByolTest, LossFallsWhenOverfittingOneBatch) {
   Byol m(tiny_byol());
   m.set_total_steps(40);
-  torch::optim::Adam opt(m.trainable_parameters(), 3e-3);
-  Batch b = two_views(16);
-  double first = 0, last = 0;
-  for (int64_t step = 0; step < 40; ++step) {
-    StepOutput out = m.step(b);
-    if (step == 0) first = out.loss.item<double>();
-    last = out.loss.item<double>();
-    opt.zero_grad();
-    out.loss.backward();
-    opt.step();
-    m.after_optimizer_step(step);
-  }
+  auto [first, last] = overfit(m, two_views(16), 40, 3e-3);
   EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
 }
 
