@@ -52,8 +52,13 @@ void PrefetchLoader::work() {
       std::lock_guard<std::mutex> lock(mutex_);
       ready_.emplace(step, std::move(batch));
     } catch (...) {
+      // Steps are claimed in order, so every step before this one is claimed and still finishes;
+      // keep the earliest failure so the consumer sees the steps before it first.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!error_) error_ = std::current_exception();
+      if (!error_ || step < error_step_) {
+        error_ = std::current_exception();
+        error_step_ = step;
+      }
     }
     produced_.notify_all();
   }
@@ -63,8 +68,9 @@ std::optional<method::Batch> PrefetchLoader::next() {
   auto start = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   if (next_to_return_ >= end_) return std::nullopt;
-  produced_.wait(lock, [&] { return error_ || ready_.count(next_to_return_) > 0; });
-  if (ready_.count(next_to_return_) == 0 && error_) std::rethrow_exception(error_);
+  auto failed_now = [&] { return error_ && error_step_ == next_to_return_; };
+  produced_.wait(lock, [&] { return failed_now() || ready_.count(next_to_return_) > 0; });
+  if (ready_.count(next_to_return_) == 0) std::rethrow_exception(error_);
   auto node = ready_.extract(next_to_return_);
   ++next_to_return_;
   lock.unlock();

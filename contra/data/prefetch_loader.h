@@ -32,7 +32,8 @@ class PrefetchLoader {
   PrefetchLoader(const PrefetchLoader&) = delete;
   PrefetchLoader& operator=(const PrefetchLoader&) = delete;
 
-  /// The next batch in step order; nullopt after `end`. Rethrows a loader thread's exception.
+  /// The next batch in step order; nullopt after `end`. Rethrows a loader thread's exception when
+  /// the step that failed is due: every step before it is still delivered, in order.
   std::optional<method::Batch> next();
   /// Seconds the consumer spent waiting in next() so far (0 when loading keeps up).
   double wait_seconds() const { return wait_s_; }
@@ -43,7 +44,8 @@ class PrefetchLoader {
   std::int64_t next_to_claim_, next_to_return_, end_;
   int capacity_;
   std::map<std::int64_t, method::Batch> ready_;
-  std::exception_ptr error_;
+  std::exception_ptr error_;  // the failure of the earliest failed step, error_step_
+  std::int64_t error_step_ = 0;
   bool stop_ = false;
   std::mutex mutex_;
   std::condition_variable produced_, consumed_;

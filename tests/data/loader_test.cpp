@@ -1,8 +1,12 @@
 #include "contra/data/prefetch_loader.h"
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -45,6 +49,42 @@ TEST(PrefetchLoader, PropagatesErrors) {
   EXPECT_TRUE(loader.next().has_value());
   EXPECT_TRUE(loader.next().has_value());
   EXPECT_THROW(loader.next(), DataError);
+}
+
+// A later step that fails while an earlier one is still loading must not cut the earlier one off:
+// the steps before the failure arrive in order, then the earliest failure is raised.
+TEST(PrefetchLoader, ErrorWaitsForItsStep) {
+  std::atomic<bool> step1_may_finish{false};
+  PrefetchLoader loader(
+      [&](int64_t step) -> method::Batch {
+        if (step == 1)
+          while (!step1_may_finish) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (step == 2 || step == 3) throw DataError(fmt::format("bad file at step {}", step));
+        method::Batch b;
+        b.input = torch::full({1}, static_cast<double>(step));
+        return b;
+      },
+      0, 10, 4, 8);
+  // Releases step 1 on every way out of the test, before the loader joins its threads.
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag = true; }
+  } release{step1_may_finish};
+  auto b0 = loader.next();
+  ASSERT_TRUE(b0.has_value());
+  EXPECT_EQ(b0->input.item<double>(), 0);
+  // Give steps 2 and 3 time to fail while step 1 is held back.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  step1_may_finish = true;
+  auto b1 = loader.next();
+  ASSERT_TRUE(b1.has_value());
+  EXPECT_EQ(b1->input.item<double>(), 1);
+  try {
+    loader.next();
+    ADD_FAILURE() << "step 2 should have failed";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(), "bad file at step 2");
+  }
 }
 
 // Utterance u of speaker s holds the constant 0.01·(10·s + u) plus a ramp, so a window tells where
