@@ -45,6 +45,7 @@ ImageBatchSource::ImageBatchSource(ImageDataset train, ChannelStats stats,
                    "image batches: {} channel statistics for images of {} channels",
                    stats_.mean.size(), train_.images.size(1));
   chain_ = views_.build();
+  if (views_.small_views > 0) small_chain_ = views_.small_view().build();
 }
 
 torch::Tensor epoch_indices(std::int64_t n, std::int64_t i, std::int64_t batch_size,
@@ -83,13 +84,25 @@ torch::Tensor ImageBatchSource::indices(std::int64_t i, std::int64_t batch_size,
 
 method::Batch ImageBatchSource::batch(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
                                       std::int64_t rank, std::int64_t ranks) const {
-  torch::Tensor index = indices(i, batch_size, seed, rank, ranks);
-  torch::Tensor images = to_unit_float(train_.images.index_select(0, index));
-  method::Batch b;
   uint64_t batch_seed = mix_seed(seed, static_cast<uint64_t>(i), 0x7e5);
   if (ranks > 1) batch_seed = mix_seed(batch_seed, static_cast<uint64_t>(rank), 0x5a4d);
+  return batch_of(indices(i, batch_size, seed, rank, ranks), batch_seed);
+}
+
+method::Batch ImageBatchSource::batch_of(const torch::Tensor& index,
+                                         std::uint64_t batch_seed) const {
+  check<DataError>(index.numel() == 0 ||
+                       (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < size()),
+                   "image batches: an item index outside [0, {})", size());
+  torch::Tensor images = to_unit_float(train_.images.index_select(0, index));
+  method::Batch b;
   for (int64_t v = 0; v < views_.views; ++v) {
     torch::Tensor view = chain_->apply(images, mix_seed(batch_seed, static_cast<uint64_t>(v)));
+    b.views.push_back(normalize_images(view, stats_));
+  }
+  for (int64_t v = 0; v < views_.small_views; ++v) {
+    torch::Tensor view = small_chain_->apply(
+        images, mix_seed(batch_seed, static_cast<uint64_t>(views_.views + v), 0x5a11));
     b.views.push_back(normalize_images(view, stats_));
   }
   b.input = b.views.front();

@@ -56,6 +56,10 @@ class ImageBatchSource {
   /// augmentation draws.
   method::Batch batch(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
                       std::int64_t rank = 0, std::int64_t ranks = 1) const;
+  /// The views of the items `index` (B) int64, drawn with `batch_seed` (views then small views,
+  /// normalised), with their labels and index. batch() is batch_of(its indices, its seed); samplers
+  /// of their own (DeepCluster's uniform-over-clusters) use it directly.
+  method::Batch batch_of(const torch::Tensor& index, std::uint64_t batch_seed) const;
   /// Dataset positions of batch i (B) int64.
   torch::Tensor indices(std::int64_t i, std::int64_t batch_size, std::uint64_t seed,
                         std::int64_t rank = 0, std::int64_t ranks = 1) const;
@@ -65,7 +69,7 @@ class ImageBatchSource {
   ImageDataset train_;
   ChannelStats stats_;
   transforms::ImageViewsConfig views_;
-  transforms::ImageTransformPtr chain_;
+  transforms::ImageTransformPtr chain_, small_chain_;
 };
 
 }  // namespace contra::data

@@ -1,6 +1,7 @@
 #include "contra/eval/image_eval.h"
 
 #include <chrono>
+#include <cmath>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -94,9 +95,13 @@ std::string image_probe_markdown(const std::vector<ImageProbeRow>& rows) {
   std::string md =
       "| features | dim | linear top-1 % | kNN top-1 % | kNN top-5 % | train | test | seconds |\n"
       "|---|---|---|---|---|---|---|---|\n";
+  // A measure a row does not have (NaN: top-5 of < 5 classes, the linear probe of a kNN-only row).
+  auto percent = [](double x) {
+    return std::isnan(x) ? std::string("—") : fmt::format("{:.2f}", 100 * x);
+  };
   for (const auto& r : rows) {
-    md += fmt::format("| {} | {} | {:.2f} | {:.2f} | {:.2f} | {} | {} | {:.0f} |\n", r.name, r.dim,
-                      100 * r.linear.test_accuracy, 100 * r.knn.top1, 100 * r.knn.top5,
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.0f} |\n", r.name, r.dim,
+                      percent(r.linear.test_accuracy), percent(r.knn.top1), percent(r.knn.top5),
                       r.linear.train_size, r.linear.test_size, r.seconds);
   }
   return md;

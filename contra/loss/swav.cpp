@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "contra/dist/collectives.h"
+
 namespace contra::loss {
 
 void SwAVOptions::validate() const {
@@ -57,6 +59,38 @@ torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double epsilon, int64_
   // A prototype or a sample whose every exp underflowed makes a 0/0: redo it in log space.
   if (!std::isfinite(q.sum().item<double>())) return sinkhorn_log(s, epsilon, iterations);
   return q.t();
+}
+
+torch::Tensor sinkhorn_knopp_global(const torch::Tensor& scores, double epsilon,
+                                    int64_t iterations) {
+  dist::Group& group = dist::world();
+  if (group.size() == 1) return sinkhorn_knopp(scores, epsilon, iterations);
+  TORCH_CHECK(scores.dim() == 2 && scores.size(1) > 0,
+              "sinkhorn_knopp_global: scores must be (B, K) with K > 0, got ", scores.sizes());
+  detail::check_positive(epsilon, "sinkhorn_knopp_global: epsilon");
+  torch::NoGradGuard no_grad;
+  torch::Tensor s = scores.detach();
+  const double k = static_cast<double>(s.size(1));
+  const double b = dist::all_reduce_sum(std::vector<double>{static_cast<double>(s.size(0))})[0];
+  TORCH_CHECK(b > 0, "sinkhorn_knopp_global: every rank's batch is empty");
+  // One shift for all ranks (the largest score anywhere), so the exponentials are those of the
+  // concatenated scores.
+  torch::Tensor local_max =
+      s.numel() > 0 ? s.max().reshape({1}) : torch::full({1}, -1e300, s.options());
+  torch::Tensor shift = dist::concat_all_gather(local_max).max();
+  torch::Tensor q = ((s.t() - shift) / epsilon).exp_();  // (K, B_rank)
+  q.div_(dist::all_reduce_sum(q.sum()));
+  for (int64_t it = 0; it < iterations; ++it) {
+    q.div_(dist::all_reduce_sum(q.sum(1, /*keepdim=*/true)).mul_(k));  // rows: global 1/K
+    q.div_(q.sum(0, /*keepdim=*/true).mul_(b));                        // columns: 1/B_global
+  }
+  q.mul_(b);
+  if (!dist::any_rank(!std::isfinite(q.sum().item<double>()))) return q.t();
+  // Some exponential underflowed on some rank: the log-space form on the gathered scores (all
+  // ranks take this branch together), this rank's rows.
+  const int64_t n = s.size(0);
+  torch::Tensor all = dist::concat_all_gather(s);
+  return sinkhorn_log(all, epsilon, iterations).narrow(0, group.rank() * n, n);
 }
 
 torch::Tensor swav(const torch::Tensor& scores, const SwAVOptions& options) {

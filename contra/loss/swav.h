@@ -54,6 +54,12 @@ namespace functional {
 torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double epsilon = 0.05,
                              int64_t iterations = 3);
 torch::Tensor swav(const torch::Tensor& scores, const SwAVOptions& options = {});
+/// The official `distributed_sinkhorn`: Sinkhorn-Knopp over the scores of every rank of
+/// dist::world() together (the total, the prototypes' row sums and B are global), this rank's codes
+/// (B, K): equal to sinkhorn_knopp of the ranks' scores concatenated, this rank's rows. The
+/// same as sinkhorn_knopp with one process.
+torch::Tensor sinkhorn_knopp_global(const torch::Tensor& scores, double epsilon = 0.05,
+                                    int64_t iterations = 3);
 }  // namespace functional
 
 class SwAVImpl : public torch::nn::Cloneable<SwAVImpl> {

@@ -11,8 +11,12 @@
 #include "contra/method/byol.h"
 #include "contra/method/clip.h"
 #include "contra/method/cpc_audio.h"
+#include "contra/method/cpc_image.h"
+#include "contra/method/deepcluster.h"
+#include "contra/method/instance_discrimination.h"
 #include "contra/method/moco.h"
 #include "contra/method/simclr.h"
+#include "contra/method/swav.h"
 
 namespace contra::method {
 
@@ -53,6 +57,29 @@ const std::vector<Entry>& table() {
          return std::make_shared<BarlowTwins>(t.get<BarlowTwinsConfig>("method", {"name"}));
        },
        [](const ConfigTree& t) { return to_yaml(t.get<BarlowTwinsConfig>("method", {"name"})); }},
+      {"cpc_image", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<CpcImage>(t.get<CpcImageConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<CpcImageConfig>("method", {"name"})); }},
+      {"instance_discrimination", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<InstanceDiscrimination>(
+             t.get<InstanceDiscriminationConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) {
+         return to_yaml(t.get<InstanceDiscriminationConfig>("method", {"name"}));
+       }},
+      {"swav", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<Swav>(t.get<SwavConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<SwavConfig>("method", {"name"})); }},
+      {"deepcluster", "image",
+       [](const ConfigTree& t) {
+         return std::make_shared<DeepCluster>(t.get<DeepClusterConfig>("method", {"name"}));
+       },
+       [](const ConfigTree& t) { return to_yaml(t.get<DeepClusterConfig>("method", {"name"})); }},
       {"clip", "image_text",
        [](const ConfigTree& t) {
          return std::make_shared<Clip>(t.get<ClipConfig>("method", {"name"}));

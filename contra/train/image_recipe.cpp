@@ -1,6 +1,8 @@
 #include "contra/train/image_recipe.h"
 
+#include <chrono>
 #include <filesystem>
+#include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,9 +18,13 @@
 #include "contra/dist/group.h"
 #include "contra/method/barlow_twins.h"
 #include "contra/method/byol.h"
+#include "contra/method/cpc_image.h"
+#include "contra/method/deepcluster.h"
+#include "contra/method/instance_discrimination.h"
 #include "contra/method/moco.h"
 #include "contra/method/registry.h"
 #include "contra/method/simclr.h"
+#include "contra/method/swav.h"
 #include "contra/train/checkpoint.h"
 
 namespace contra::train {
@@ -63,6 +69,21 @@ void check_method_against_recipe(method::Method& m, const ImageRecipe& r) {
     s->check_batch(r.train.batch_size, r.augment.views);
   if (auto* s = dynamic_cast<method::BarlowTwins*>(&m))
     s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::CpcImage*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views, r.augment.view.size);
+  if (auto* s = dynamic_cast<method::InstanceDiscrimination*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::DeepCluster*>(&m))
+    s->check_batch(r.train.batch_size, r.augment.views);
+  if (auto* s = dynamic_cast<method::Swav*>(&m)) {
+    s->check_batch(r.train.batch_size, r.augment.views, r.augment.small_views,
+                   dist::world().size());
+  } else {
+    check<ConfigError>(r.augment.small_views == 0,
+                       "augment.small_views: multi-crop views are used by swav only (method {} "
+                       "would ignore them); set it to 0",
+                       m.name());
+  }
 }
 }  // namespace
 
@@ -166,6 +187,10 @@ TrainSummary train_image_recipe(const ImageRecipe& r, bool resume) {
   // Rank 0 fetches or converts the data first; the other ranks then read what it wrote.
   dist::world().main_first(
       "preparing the image data", [&] { d = open_image_data(r); }, std::chrono::hours(2));
+  if (auto* id = dynamic_cast<method::InstanceDiscrimination*>(method.get())) {
+    id->set_bank_size(d.train.size());  // one memory-bank entry per training image
+    id->check_batch(r.train.batch_size, r.augment.views);
+  }
   log().info("training on {} images {}x{}x{} ({} test), normalisation mean [{:.4f}] std [{:.4f}]",
              d.train.size(), d.train.images.size(1), d.train.images.size(2), d.train.images.size(3),
              d.test.size(), fmt::join(d.stats.mean, ", "), fmt::join(d.stats.std, ", "));
@@ -177,6 +202,32 @@ TrainSummary train_image_recipe(const ImageRecipe& r, bool resume) {
     return source->batch(i, batch, seed, rank, ranks);
   };
   Trainer trainer(method, r.train, r.optim, r.run_dir(), r.resolved_yaml());
+  if (auto dc = std::dynamic_pointer_cast<method::DeepCluster>(method)) {
+    // DeepCluster: k-means of the whole training set at the start of every phase (an epoch), and
+    // batches drawn uniformly over its clusters in the order begin_phase set.
+    const torch::Tensor images = d.train.images;
+    const data::ChannelStats stats = d.stats;
+    dc->set_training_set(
+        d.train.size(),
+        [images, stats](int64_t begin, int64_t end) {
+          return data::normalize_images(data::to_unit_float(images.narrow(0, begin, end - begin)),
+                                        stats);
+        },
+        d.train.labels, seed);
+    const std::int64_t accum = r.train.accumulation;
+    PhaseHook phases;
+    phases.steps = dc->phase_steps(batch * ranks * accum);
+    phases.begin = [dc](std::int64_t phase, std::int64_t) { return dc->begin_phase(phase); };
+    const std::int64_t micro_per_phase = phases.steps * accum;
+    auto make_dc_batch = [source, dc, seed, batch, rank, ranks, micro_per_phase](std::int64_t i) {
+      const std::int64_t j = i % micro_per_phase;  // micro-batch within the phase
+      torch::Tensor index = dc->phase_items((j * ranks + rank) * batch, batch);
+      std::uint64_t batch_seed = data::mix_seed(seed, static_cast<std::uint64_t>(i), 0xdc5);
+      if (ranks > 1) batch_seed = data::mix_seed(batch_seed, static_cast<std::uint64_t>(rank));
+      return source->batch_of(index, batch_seed);
+    };
+    return trainer.fit(make_dc_batch, resume, phases);
+  }
   return trainer.fit(make_batch, resume);
 }
 
@@ -194,6 +245,33 @@ nlohmann::json probe_row_json(const eval::ImageProbeRow& row) {
           {"test_images", row.linear.test_size},
           {"chance", row.linear.chance_accuracy},
           {"seconds", row.seconds}};
+}
+
+// Wu et al. 2018 §3.4: the weighted kNN with the memory bank's entries as the training features
+// (no second pass over the training images) and the test images' embeddings as queries. kNN only:
+// the row's linear fields are NaN.
+eval::ImageProbeRow memory_bank_knn(method::InstanceDiscrimination& m, const ImageData& d,
+                                    const eval::ImageProbeConfig& p, const c10::Device& device) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor bank = m.bank_entries().to(torch::kCPU, torch::kFloat);
+  check<DataError>(bank.size(0) == d.train.size(),
+                   "probe: the checkpoint's memory bank has {} entries but the training set has {} "
+                   "images (another data set?)",
+                   bank.size(0), d.train.size());
+  torch::Tensor test_x = eval::extract_image_features(
+      [&m](const torch::Tensor& x) { return m.features(x, "embedding"); }, d.test.images, d.stats,
+      p.batch_size, device);
+  eval::ImageProbeRow row;
+  row.name = "memory bank kNN";
+  row.dim = bank.size(1);
+  row.linear.train_accuracy = row.linear.test_accuracy = row.linear.chance_accuracy =
+      std::numeric_limits<double>::quiet_NaN();
+  row.linear.train_size = d.train.size();
+  row.linear.test_size = d.test.size();
+  row.knn = eval::knn_classify(bank, d.train.labels, test_x, d.test.labels,
+                               eval::KnnOptions().k(p.knn_k).temperature(p.knn_temperature));
+  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return row;
 }
 
 nlohmann::json finetune_result_json(const eval::ImageFinetuneResult& r) {
@@ -225,6 +303,10 @@ std::vector<eval::ImageProbeRow> probe_image_recipe(const ImageRecipe& r,
                                    model_fn(trained), d.train, d.test, d.stats, r.probe, device));
     log().info("probe {}: linear {:.2f}%, kNN {:.2f}%", rows.back().name,
                100 * rows.back().linear.test_accuracy, 100 * rows.back().knn.top1);
+    if (auto* id = dynamic_cast<method::InstanceDiscrimination*>(trained.get())) {
+      rows.push_back(memory_bank_knn(*id, d, r.probe, device));
+      log().info("probe {}: kNN {:.2f}%", rows.back().name, 100 * rows.back().knn.top1);
+    }
   }
   for (const auto& baseline : r.probe.baselines) {
     if (baseline == "random") {

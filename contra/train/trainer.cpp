@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -121,6 +122,26 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
   }
   write_file_atomic(path, kept);
 }
+
+// Forgets the optimizer's per-parameter state (momentum, moments) of `p`, so a re-initialised
+// parameter starts afresh. The state map is keyed by the TensorImpl's address, as a string in
+// LibTorch 1.x and as a void* in 2.x.
+template <class Map>
+void erase_state(Map& state, const torch::Tensor& p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    // `ostream << pointer`, what LibTorch 1.x's c10::guts::to_string writes (gone in 2.x).
+    std::ostringstream text;
+    text << static_cast<const void*>(p.unsafeGetTensorImpl());
+    state.erase(text.str());
+  } else {
+    state.erase(static_cast<Key>(p.unsafeGetTensorImpl()));
+  }
+}
+
+void clear_optimizer_state(torch::optim::Optimizer& optimizer, const torch::Tensor& p) {
+  erase_state(optimizer.state(), p);
+}
 }  // namespace
 
 namespace {
@@ -222,8 +243,10 @@ std::map<std::string, double> mean_over_ranks(const std::map<std::string, double
 
 }  // namespace
 
-TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make_batch,
-                          bool resume) {
+TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make_batch, bool resume,
+                          const PhaseHook& phases) {
+  check<ConfigError>(phases.steps >= 0, "trainer: phase length must be >= 0 (got {})",
+                     phases.steps);
   dist::Group& group = dist::world();
   const int world = group.size();
   const bool distributed = world > 1;
@@ -316,9 +339,25 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
 
   const std::int64_t accum = train_.accumulation;
   const std::int64_t items_per_step = train_.batch_size * accum * world;
-  data::PrefetchLoader loader(make_batch, summary.first_step * accum, train_.steps * accum,
-                              static_cast<int>(train_.loader_threads),
-                              static_cast<int>(train_.prefetch));
+  // One loader per phase (the whole run without a phase hook): a phase's batches are built only
+  // after its hook ran.
+  std::optional<data::PrefetchLoader> loader;
+  double loader_wait_done = 0;  // wait of the finished phases' loaders
+  auto loader_wait = [&] { return loader_wait_done + (loader ? loader->wait_seconds() : 0.0); };
+  auto start_phase = [&](std::int64_t step) {
+    std::int64_t end = train_.steps;
+    if (phases.steps > 0) {
+      const std::int64_t phase = step / phases.steps;
+      end = std::min(end, (phase + 1) * phases.steps);
+      if (loader) loader_wait_done += loader->wait_seconds();
+      loader.reset();
+      if (phases.begin) {
+        for (const auto& p : phases.begin(phase, step)) clear_optimizer_state(*optimizer, p);
+      }
+    }
+    loader.emplace(make_batch, step * accum, end * accum, static_cast<int>(train_.loader_threads),
+                   static_cast<int>(train_.prefetch));
+  };
   auto params = method_->trainable_parameters();
   std::optional<Progress> progress;
   if (main) {
@@ -334,6 +373,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   double interval_wait_start = 0;
 
   for (std::int64_t step = summary.first_step; step < train_.steps; ++step) {
+    if (!loader || (phases.steps > 0 && step % phases.steps == 0)) start_phase(step);
     double lr = learning_rate(optim_, step, train_.steps);
     set_learning_rate(*optimizer, lr);
     optimizer->zero_grad();
@@ -341,7 +381,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
     std::int64_t bad_micro = -1;
     std::map<std::string, double> step_metrics;
     for (std::int64_t micro = 0; micro < accum; ++micro) {
-      auto batch = loader.next();
+      auto batch = loader->next();
       if (!batch) throw Error("trainer: the loader ran out of batches early");
       method::StepOutput out = method_->step(batch->to(device));
       double value = out.loss.item<double>();
@@ -410,7 +450,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
           {"lr", lr},
           {"items_per_s", items_per_step * interval_steps / std::max(seconds, 1e-9)},
           {"ms_per_batch", 1000.0 * seconds / (interval_steps * accum)},
-          {"loader_wait_s", loader.wait_seconds() - interval_wait_start}};
+          {"loader_wait_s", loader_wait() - interval_wait_start}};
       if (distributed) {
         row["ranks"] = world;
         row["allreduce_ms"] = 1000.0 * interval_reduce_s / interval_steps;
@@ -441,7 +481,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
         progress->set(done, extra);
       }
       interval_start = clock::now();
-      interval_wait_start = loader.wait_seconds();
+      interval_wait_start = loader_wait();
       interval_loss = 0;
       interval_reduce_s = 0;
       interval_steps = 0;
@@ -483,7 +523,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   summary.items_per_second =
       static_cast<double>((summary.steps - summary.first_step) * items_per_step) /
       std::max(summary.seconds, 1e-9);
-  summary.loader_wait_seconds = loader.wait_seconds();
+  summary.loader_wait_seconds = loader_wait();
   return summary;
 }
 

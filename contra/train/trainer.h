@@ -48,6 +48,16 @@ struct TrainSummary {
   double loader_wait_seconds = 0;
 };
 
+/// Work at the start of each phase of `steps` optimizer steps — DeepCluster's clustering of the
+/// whole training set every epoch. `begin(phase, first_step)` runs on every rank before the loader
+/// builds any batch of the phase (the loader is rebuilt per phase, so batches may depend on what
+/// `begin` computed), after a resume's checkpoint is loaded. It returns the parameters whose
+/// optimizer state (momentum, Adam moments) is to be cleared: a re-initialised head.
+struct PhaseHook {
+  std::int64_t steps = 0;  // 0 = one phase, no hook
+  std::function<std::vector<torch::Tensor>(std::int64_t phase, std::int64_t first_step)> begin;
+};
+
 class Trainer {
  public:
   Trainer(std::shared_ptr<method::Method> method, TrainConfig train, OptimConfig optim,
@@ -56,7 +66,8 @@ class Trainer {
   /// Trains to `train.steps` optimizer steps. With `resume`, continues from the run dir's last
   /// checkpoint (model, optimizer, RNG, step); without it, a run dir that already has checkpoints
   /// is an IoError (nothing is overwritten).
-  TrainSummary fit(const std::function<method::Batch(std::int64_t)>& make_batch, bool resume);
+  TrainSummary fit(const std::function<method::Batch(std::int64_t)>& make_batch, bool resume,
+                   const PhaseHook& phases = {});
 
  private:
   std::shared_ptr<method::Method> method_;

@@ -1,5 +1,8 @@
 #include "contra/transforms/image_views.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -28,10 +31,25 @@ ImageAugmentConfig ImageViewsConfig::preset_config(const std::string& preset, st
                                 fmt::join(preset_names(), ", ")));
 }
 
+ImageAugmentConfig ImageViewsConfig::small_view() const {
+  ImageAugmentConfig c = view;
+  c.size = small_size > 0
+               ? small_size
+               : std::max<std::int64_t>(
+                     1, static_cast<std::int64_t>(std::lround(view.size * 96.0 / 224.0)));
+  c.scale_min = small_scale_min;
+  c.scale_max = small_scale_max;
+  return c;
+}
+
 YAML::Node ImageViewsConfig::to_yaml_node() const {
   YAML::Node node(YAML::NodeType::Map);
   node["preset"] = preset;
   node["views"] = views;
+  node["small_views"] = small_views;
+  node["small_size"] = small_size;
+  node["small_scale_min"] = small_scale_min;
+  node["small_scale_max"] = small_scale_max;
   YAML::Node chain = to_yaml(view);
   for (const auto& kv : chain) node[kv.first] = kv.second;
   return node;
@@ -45,6 +63,10 @@ struct ViewsSection {
   void visit(V& v) {
     v("preset", out->preset, "simclr | moco_v1 | moco_v2 | none");
     v("views", out->views, "views per image (>= 1)");
+    v("small_views", out->small_views, "multi-crop: extra low-resolution views (>= 0)");
+    v("small_size", out->small_size, "multi-crop: side of the small views (0 = size x 96/224)");
+    v("small_scale_min", out->small_scale_min, "multi-crop: smallest crop area fraction (0, 1]");
+    v("small_scale_max", out->small_scale_max, "multi-crop: largest crop area fraction (0, 1]");
     out->view.visit(v);
   }
 };
@@ -86,10 +108,25 @@ ImageViewsConfig read_image_views(const ConfigTree& tree, const std::string& pat
     throw ConfigError(
         fmt::format("{}: {}.views: must be >= 1 (got {})", where, path, config.views));
   }
+  if (config.small_views < 0) {
+    throw ConfigError(
+        fmt::format("{}: {}.small_views: must be >= 0 (got {})", where, path, config.small_views));
+  }
+  if (config.small_size < 0) {
+    throw ConfigError(fmt::format("{}: {}.small_size: must be >= 0 (0 = size x 96/224), got {}",
+                                  where, path, config.small_size));
+  }
   try {
     config.view.validate();
   } catch (const ConfigError& e) {
     throw ConfigError(fmt::format("{}: {}.{}", where, path, e.what()));
+  }
+  if (config.small_views > 0) {
+    try {
+      config.small_view().validate();
+    } catch (const ConfigError& e) {
+      throw ConfigError(fmt::format("{}: {}.small_{}", where, path, e.what()));
+    }
   }
   return config;
 }

@@ -25,6 +25,13 @@ struct ImageViewsConfig {
   std::int64_t views = 2;
   /// The resolved chain settings (preset defaults, then the section's overrides).
   ImageAugmentConfig view;
+  /// Multi-crop (Caron et al. 2020, SwAV §3.2): `small_views` extra low-resolution views after the
+  /// `views` full-size ones, each a random crop of scale [small_scale_min, small_scale_max] of the
+  /// image resized to `small_size` (0 = round(size · 96/224)), otherwise the same chain. The paper:
+  /// 2 × 224 (scale 0.14–1) + 6 × 96 (scale 0.05–0.14).
+  std::int64_t small_views = 0;
+  std::int64_t small_size = 0;
+  double small_scale_min = 0.05, small_scale_max = 0.14;
 
   /// Names accepted by `preset`.
   static const std::vector<std::string>& preset_names();
@@ -32,6 +39,8 @@ struct ImageViewsConfig {
   static ImageAugmentConfig preset_config(const std::string& preset, std::int64_t size);
   /// The transform of one view.
   std::shared_ptr<Compose> build() const { return view.build(); }
+  /// The chain settings of a small (multi-crop) view: `view` with the small size and scale.
+  ImageAugmentConfig small_view() const;
   /// The resolved section (preset, views, then every chain key), for config.yaml.
   YAML::Node to_yaml_node() const;
 };

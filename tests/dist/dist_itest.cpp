@@ -38,8 +38,12 @@
 #include "contra/loss/nt_xent.h"
 #include "contra/method/barlow_twins.h"
 #include "contra/method/byol.h"
+#include "contra/method/cpc_image.h"
+#include "contra/method/deepcluster.h"
+#include "contra/method/instance_discrimination.h"
 #include "contra/method/moco.h"
 #include "contra/method/simclr.h"
+#include "contra/method/swav.h"
 #include "contra/train/checkpoint.h"
 #include "contra/train/trainer.h"
 #include "tests/support/support.h"
@@ -98,6 +102,60 @@ train::TrainSummary train_tiny(const std::string& method, const std::string& run
     c.projection.layers = 3;
     m = std::make_shared<method::BarlowTwins>(c);
     m->to(torch::kDouble);
+  } else if (method == "instance_discrimination") {
+    // NCE: Z over the global first batch, the global batch's noise draw split by rows, the bank
+    // updated with every rank's items. float64 so that the equivalence, not rounding, is checked.
+    method::InstanceDiscriminationConfig c;
+    c.encoder.type = "small_cnn";
+    c.encoder.width = 4;
+    c.embedding = 8;
+    c.negatives = 16;
+    auto id = std::make_shared<method::InstanceDiscrimination>(c);
+    id->set_bank_size(kItems);
+    id->to(torch::kDouble);
+    m = id;
+  } else if (method == "swav") {
+    // Multi-crop, prototypes frozen for 2 steps, a queue filled from step 1 (each rank keeps its
+    // half) joining the codes once full, Sinkhorn over both ranks' scores.
+    method::SwavConfig c;
+    c.encoder.type = "small_cnn";
+    c.encoder.width = 4;
+    c.projection.hidden = 16;
+    c.projection.out = 8;
+    c.prototypes = 6;
+    c.freeze_prototypes_steps = 2;
+    c.queue_length = 16;
+    c.queue_start_step = 1;
+    m = std::make_shared<method::Swav>(c);
+    m->to(torch::kDouble);
+  } else if (method == "deepcluster") {
+    method::DeepClusterConfig c;
+    c.encoder.type = "small_cnn";
+    c.encoder.width = 4;
+    c.projection.hidden = 16;
+    c.projection.out = 8;
+    c.clusters = 4;
+    c.pca_dim = 4;
+    c.reassign_every = 2;  // clusterings at steps 0 and 2
+    c.feature_batch = 10;
+    m = std::make_shared<method::DeepCluster>(c);
+    m->to(torch::kDouble);
+  } else if (method == "cpc_image") {
+    // 12×12 → a 5×5 grid of 4×4 patches; every prediction scored against both ranks' targets.
+    // No patch augmentation: its draws depend on how the batch is split, the equivalence does not.
+    method::CpcImageConfig c;
+    c.encoder.width = 4;
+    c.patch_size = 4;
+    c.patch_stride = 2;
+    c.patch_jitter = 0;
+    c.patch_color = 0;
+    c.context.channels = 8;
+    c.context.blocks = 2;
+    c.target_dim = 8;
+    c.prediction_steps = 3;
+    c.skip_steps = 1;
+    m = std::make_shared<method::CpcImage>(c);
+    m->to(torch::kDouble);
   } else {
     method::SimClrConfig c;
     c.encoder.type = "small_cnn";
@@ -111,12 +169,33 @@ train::TrainSummary train_tiny(const std::string& method, const std::string& run
   const auto dtype = method == "simclr" ? torch::kFloat : torch::kDouble;
   auto v1 = torch::rand({kItems, 1, 12, 12}, gen).to(dtype);
   auto v2 = torch::rand({kItems, 1, 12, 12}, gen).to(dtype);
+  auto small = torch::rand({kItems, 1, 8, 8}, gen).to(dtype);
   const int64_t global = per_rank * g.size(), offset = per_rank * g.rank();
+  train::PhaseHook phases;
+  std::function<method::Batch(int64_t)> dc_batch;
+  if (auto dc = std::dynamic_pointer_cast<method::DeepCluster>(m)) {
+    dc->set_training_set(
+        kItems, [v1](int64_t b, int64_t e) { return v1.narrow(0, b, e - b); },
+        torch::arange(kItems) % 4, 5);
+    phases.steps = 2;
+    phases.begin = [dc](int64_t phase, int64_t) { return dc->begin_phase(phase); };
+    dc_batch = [=](int64_t i) {
+      torch::Tensor idx = dc->phase_items((i % 4) * global + offset, per_rank);
+      method::Batch b;
+      b.views = {v1.index_select(0, idx)};
+      b.input = b.views[0];
+      b.index = idx;
+      return b;
+    };
+  }
   auto make_batch = [=](int64_t i) {
+    if (dc_batch) return dc_batch(i);
     torch::Tensor idx = (torch::arange(per_rank) + i * global + offset) % kItems;
     method::Batch b;
     b.views = {v1.index_select(0, idx), v2.index_select(0, idx)};
+    if (method == "swav") b.views.push_back(small.index_select(0, idx));
     b.input = b.views[0];
+    b.index = idx;
     return b;
   };
   train::TrainConfig t;
@@ -132,11 +211,18 @@ train::TrainSummary train_tiny(const std::string& method, const std::string& run
   o.lr = 0.05;
   o.momentum = 0.9;
   train::Trainer trainer(m, t, o, run_dir, "test: ddp\n");
-  auto summary = trainer.fit(make_batch, /*resume=*/false);
+  auto summary = trainer.fit(make_batch, /*resume=*/false, phases);
   if (params) {
     for (const auto& p : m->parameters()) params->push_back(p.detach().clone());
-    for (const auto& b : m->buffers()) {
-      if (b.is_floating_point()) params->push_back(b.detach().clone());
+    for (const auto& b : m->named_buffers()) {
+      // SwAV's queue and its fill count are per rank by design (each rank holds its share of the
+      // global queue); to(kDouble) made the count floating too.
+      if (b.value().is_floating_point() && b.key() != "queue" && b.key() != "queue_filled") {
+        params->push_back(b.value().detach().clone());
+      }
+    }
+    if (auto dc = std::dynamic_pointer_cast<method::DeepCluster>(m)) {
+      params->push_back(dc->assignments.to(torch::kDouble));  // the same pseudo-labels
     }
   }
   return summary;
@@ -306,6 +392,10 @@ TEST(DistWorker, Run) {
       {"ddp_simclr", [] { scenario_ddp("simclr"); }},
       {"ddp_byol", [] { scenario_ddp("byol"); }},
       {"ddp_barlow_twins", [] { scenario_ddp("barlow_twins"); }},
+      {"ddp_cpc_image", [] { scenario_ddp("cpc_image"); }},
+      {"ddp_swav", [] { scenario_ddp("swav"); }},
+      {"ddp_deepcluster", [] { scenario_ddp("deepcluster"); }},
+      {"ddp_instance_discrimination", [] { scenario_ddp("instance_discrimination"); }},
       {"losses", scenario_losses},
       {"moco", scenario_moco},
       {"metrics", scenario_metrics},
@@ -384,7 +474,8 @@ TEST_P(DataParallelTest, TwoRanksOfBTrainLikeOneProcessOf2B) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, DataParallelTest,
-                         ::testing::Values("simclr", "byol", "barlow_twins"));
+                         ::testing::Values("simclr", "byol", "barlow_twins", "cpc_image",
+                                           "instance_discrimination", "swav", "deepcluster"));
 
 TEST_F(DistributedTest, GatheredLossesEqualTheOneProcessLossWithGradients) {
   ASSERT_EQ(run_ranks("losses").exit_code, 0);

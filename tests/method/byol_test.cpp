@@ -1,7 +1,6 @@
 // BYOL: the EMA rule and τ schedule exactly, the target's isolation from the optimizer, a 2-step
 // smoke run, the loss falling when one batch is overfitted, and the target surviving a checkpoint.
 #include <cmath>
-#include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -142,16 +141,8 @@ TEST_F(ByolTest, CheckpointKeepsTargetAndStepCount) {
     for (auto& p : m.encoder.ptr()->parameters()) p.add_(1.0);
   }
   m.after_optimizer_step(5);
-  std::stringstream buffer;
-  {
-    torch::serialize::OutputArchive archive;
-    m.save(archive);
-    archive.save_to(buffer);
-  }
   Byol back(tiny_byol());
-  torch::serialize::InputArchive archive;
-  archive.load_from(buffer);
-  back.load(archive);
+  testing::checkpoint_roundtrip(m, back);
   auto a = m.target_encoder.ptr()->parameters(), b = back.target_encoder.ptr()->parameters();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].equal(b[i]));
   EXPECT_EQ(back.steps_done.item<int64_t>(), 6);

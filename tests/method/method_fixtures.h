@@ -2,6 +2,7 @@
 // Shared by the image-method tests: a batch of two random views, and the "loss falls when one batch
 // is overfitted" loop (Adam on the method's trainable parameters, after_optimizer_step each step).
 #include <cstdint>
+#include <sstream>
 #include <utility>
 
 #include <torch/torch.h>
@@ -41,6 +42,19 @@ inline std::pair<double, double> overfit(Method& m, const Batch& batch, int step
     m.after_optimizer_step(step);
   }
   return {first, last};
+}
+
+/// Saves `from` through the module archive, as checkpoints do, and loads the bytes into `to`.
+inline void checkpoint_roundtrip(torch::nn::Module& from, torch::nn::Module& to) {
+  std::stringstream buffer;
+  {
+    torch::serialize::OutputArchive archive;
+    from.save(archive);
+    archive.save_to(buffer);
+  }
+  torch::serialize::InputArchive archive;
+  archive.load_from(buffer);
+  to.load(archive);
 }
 
 }  // namespace contra::method::testing

@@ -1,5 +1,6 @@
 // Integration: tiny SimCLR and MoCo image recipes end to end (train → resume → probe → finetune)
 // through the library, and through the `contra` binary.
+#include <cmath>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,9 @@
 #include "contra/core/error.h"
 #include "contra/core/fs.h"
 #include "contra/data/images.h"
+#include "contra/eval/image_eval.h"
+#include "contra/method/instance_discrimination.h"
+#include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
 #include "contra/train/image_recipe.h"
 #include "tests/support/support.h"
@@ -29,6 +33,21 @@ std::string recipe(const std::string& method, const std::string& root, const std
       : method == "barlow_twins"
           ? "method:\n  name: barlow_twins\n  encoder: {width: 4}\n"
             "  projection: {hidden: 16, out: 16, layers: 3}\n  online_probe_classes: 10\n"
+      : method == "instance_discrimination"
+          ? "method:\n  name: instance_discrimination\n  encoder: {width: 4}\n  embedding: 8\n"
+            "  negatives: 32\n  online_probe_classes: 10\n"
+      : method == "swav"
+          ? "method:\n  name: swav\n  encoder: {width: 4}\n  projection: {hidden: 16, out: 8}\n"
+            "  prototypes: 10\n  freeze_prototypes_steps: 1\n  queue_length: 32\n"
+            "  queue_start_step: 1\n  online_probe_classes: 10\n"
+      : method == "deepcluster"
+          ? "method:\n  name: deepcluster\n  encoder: {width: 4}\n"
+            "  projection: {hidden: 16, out: 8}\n  clusters: 8\n  pca_dim: 4\n"
+            "  online_probe_classes: 10\n"
+      : method == "cpc_image"
+          ? "method:\n  name: cpc_image\n  encoder: {width: 4}\n  patch_size: 8\n"
+            "  patch_stride: 4\n  patch_jitter: 1\n  context: {channels: 8, blocks: 2}\n"
+            "  target_dim: 8\n  skip_steps: 1\n  online_probe_classes: 10\n"
       : method == "byol"
           ? "method:\n  name: byol\n  encoder: {width: 4}\n  projection: {hidden: 16, out: 8}\n"
             "  predictor: {hidden: 16, out: 8}\n  online_probe_classes: 10\n"
@@ -39,8 +58,11 @@ std::string recipe(const std::string& method, const std::string& root, const std
          method + ", dir: " + runs +
          "}\n"
          "data: {format: mnist, root: " +
-         root + ", generate: false}\n" + m +
-         "augment: {preset: simclr, flip_p: 0, scale_min: 0.6}\n"
+         root + ", generate: false}\n" + m + "augment: {preset: simclr, flip_p: 0, scale_min: 0.6" +
+         std::string(method == "swav" ? ", small_views: 2, small_size: 12"
+                     : method == "deepcluster" || method == "cpc_image" ? ", views: 1"
+                                                                        : "") +
+         "}\n"
          "train: {steps: 4, batch_size: 16, threads: 1, log_every: 2, checkpoint_every: 2}\n"
          "optim: {lr: 1.0e-3, schedule: cosine, warmup_steps: 1}\n"
          "probe: {knn_k: 5, linear_epochs: 20}\n"
@@ -58,9 +80,13 @@ TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
   auto s = train_image_recipe(r, false);
   EXPECT_EQ(s.steps, 4);
   for (double l : s.losses) EXPECT_TRUE(std::isfinite(l));
-  EXPECT_TRUE(s.metrics.count(GetParam() == "byol"           ? "byol_loss"
-                              : GetParam() == "barlow_twins" ? "barlow_loss"
-                                                             : "instance_acc"));
+  EXPECT_TRUE(s.metrics.count(GetParam() == "byol"                      ? "byol_loss"
+                              : GetParam() == "barlow_twins"            ? "barlow_loss"
+                              : GetParam() == "instance_discrimination" ? "instance_loss"
+                              : GetParam() == "swav"                    ? "swav_loss"
+                              : GetParam() == "cpc_image"               ? "cpc_loss"
+                              : GetParam() == "deepcluster"             ? "dc_loss"
+                                                                        : "instance_acc"));
   EXPECT_TRUE(s.metrics.count("online_acc"));
   auto meta = read_checkpoint_meta(latest_checkpoint(r.run_dir()));
   EXPECT_EQ(meta.step, 4);
@@ -75,16 +101,27 @@ TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
 
   const std::string ckpt = latest_checkpoint(r.run_dir());
   auto rows = probe_image_recipe(r, ckpt, r.run_dir());
-  ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[1].name, "random init");
-  EXPECT_EQ(rows[2].name, "raw pixels");
-  EXPECT_EQ(rows[2].dim, 784);
+  // Instance discrimination adds the kNN on its memory bank after the model's row.
+  const size_t bank_row = GetParam() == "instance_discrimination" ? 1 : 0;
+  ASSERT_EQ(rows.size(), 3u + bank_row);
+  if (bank_row) {
+    EXPECT_EQ(rows[1].name, "memory bank kNN");
+    EXPECT_EQ(rows[1].dim, 8);
+    EXPECT_EQ(rows[1].knn.train_size, 100);  // one bank entry per training image
+    EXPECT_EQ(rows[1].knn.test_size, 40);
+    EXPECT_TRUE(std::isnan(rows[1].linear.test_accuracy));
+    EXPECT_NE(read_file(r.run_dir() + "/results.md").find("| memory bank kNN | 8 | — |"),
+              std::string::npos);
+  }
+  EXPECT_EQ(rows[1 + bank_row].name, "random init");
+  EXPECT_EQ(rows[2 + bank_row].name, "raw pixels");
+  EXPECT_EQ(rows[2 + bank_row].dim, 784);
   EXPECT_EQ(rows[0].dim, 16);
-  EXPECT_GT(rows[2].linear.test_accuracy, 0.9);  // the bars are linearly separable pixels
-  EXPECT_GT(rows[2].knn.top1, 0.9);
+  EXPECT_GT(rows[2 + bank_row].linear.test_accuracy, 0.9);  // linearly separable pixels
+  EXPECT_GT(rows[2 + bank_row].knn.top1, 0.9);
   EXPECT_EQ(rows[0].linear.test_size, 40);
   auto json = nlohmann::json::parse(read_file(r.run_dir() + "/results.json"));
-  EXPECT_EQ(json["rows"].size(), 3u);
+  EXPECT_EQ(json["rows"].size(), 3u + bank_row);
   EXPECT_TRUE(fs::exists(r.run_dir() + "/results.md"));
 
   auto ft = finetune_image_recipe(r, ckpt, r.run_dir());
@@ -96,7 +133,43 @@ TEST_P(ImageRecipeIntegration, TrainResumeProbeFinetune) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, ImageRecipeIntegration,
-                         ::testing::Values("simclr", "moco", "byol", "barlow_twins"));
+                         ::testing::Values("simclr", "moco", "byol", "barlow_twins", "cpc_image",
+                                           "instance_discrimination", "swav", "deepcluster"));
+
+// The memory-bank kNN row reads bank entry i as training image i: with the bank replaced by every
+// training image's embedding (lemniscate's recompute_memory), it must give exactly the kNN of the
+// model's own "embedding" row.
+TEST(ImageRecipeInstanceDiscrimination, BankKnnWithRecomputedEntriesIsTheEmbeddingKnn) {
+  TempDir d;
+  write_digits(d.file("mnist"), 100, 40);
+  auto tree = ConfigTree::from_string(
+      recipe("instance_discrimination", d.file("mnist"), d.file("runs")), "tiny.yaml");
+  tree.set("probe.features=embedding");
+  tree.set("probe.baselines=[]");
+  ImageRecipe r = load_image_recipe(tree);
+  train_image_recipe(r, false);
+  const std::string ckpt = latest_checkpoint(r.run_dir());
+  auto m = std::dynamic_pointer_cast<method::InstanceDiscrimination>(method::make_method(tree));
+  ASSERT_TRUE(m);
+  load_checkpoint(ckpt, *m);
+  m->eval();
+  ImageData data = open_image_data(r);
+  torch::Tensor train_f = eval::extract_image_features(
+      [&](const torch::Tensor& x) { return m->features(x, "embedding"); }, data.train.images,
+      data.stats, r.probe.batch_size, torch::kCPU);
+  {
+    torch::NoGradGuard no_grad;
+    m->bank_entries().copy_(train_f);
+  }
+  torch::optim::SGD sgd(m->trainable_parameters(), 0.1);
+  const std::string recomputed =
+      save_checkpoint(d.file("recomputed"), *m, sgd, 6, read_checkpoint_meta(ckpt).config_yaml, 1);
+  auto rows = probe_image_recipe(r, recomputed, d.file("recomputed"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].name, "memory bank kNN");
+  EXPECT_EQ(rows[1].knn.top1, rows[0].knn.top1);
+  EXPECT_EQ(rows[1].knn.top5, rows[0].knn.top5);
+}
 
 std::string load_error(const std::string& text) {
   try {

@@ -1,8 +1,12 @@
 #include "contra/train/trainer.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -173,6 +177,75 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   std::vector<int64_t> steps;
   while (std::getline(metrics, line)) steps.push_back(nlohmann::json::parse(line)["step"]);
   EXPECT_EQ(steps, (std::vector<int64_t>{2, 4, 5, 6, 8, 10, 12}));
+}
+
+// The phase hook (DeepCluster's per-epoch clustering): called at every phase start before any
+// batch of the phase is built, again for the phase a resumed run starts in, and the optimizer
+// state of the parameters it returns is cleared.
+TEST(Trainer, PhaseHookRunsBeforeEachPhasesBatchesAndClearsOptimizerState) {
+  TempDir d;
+  OptimConfig o;
+  o.name = "sgd";
+  o.lr = 0.01;
+  o.momentum = 0.9;
+  auto m = std::make_shared<ToyMethod>();
+  std::mutex mutex;
+  std::vector<std::string> events;  // "begin <phase> <step>" and "batch <i>", in order
+  PhaseHook phases;
+  phases.steps = 3;
+  phases.begin = [&](int64_t phase, int64_t step) {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(fmt::format("begin {} {}", phase, step));
+    // With momentum, a cleared state makes the first step of the phase a plain gradient step.
+    return std::vector<torch::Tensor>{m->linear->weight};
+  };
+  TrainConfig c = quick(7);
+  c.prefetch = 8;  // the loader would run ahead into the next phase if it could
+  c.loader_threads = 2;
+  auto batch = [&](int64_t i) {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(fmt::format("batch {}", i));
+    return toy_batch(i);
+  };
+  Trainer(m, c, o, d.file("run"), "c").fit(batch, false, phases);
+  // Every batch of phase p comes after "begin p" and before "begin p+1".
+  int64_t phase = -1;
+  std::vector<int64_t> begins;
+  for (const auto& e : events) {
+    int64_t a = 0, b = 0;
+    if (std::sscanf(e.c_str(), "begin %" SCNd64 " %" SCNd64, &a, &b) == 2) {
+      EXPECT_EQ(a, phase + 1);
+      EXPECT_EQ(b, 3 * a);
+      phase = a;
+      begins.push_back(a);
+    } else {
+      ASSERT_EQ(std::sscanf(e.c_str(), "batch %" SCNd64, &a), 1);
+      EXPECT_EQ(a / 3, phase) << "batch " << a << " built in phase " << phase;
+    }
+  }
+  EXPECT_EQ(begins, (std::vector<int64_t>{0, 1, 2}));
+  // A resumed run (from the last checkpoint, step 7, inside phase 2) starts with "begin 2 7".
+  events.clear();
+  TrainConfig c9 = quick(9);
+  Trainer(m, c9, o, d.file("run"), "c").fit(batch, true, phases);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front(), "begin 2 7");
+  // The cleared state: the returned parameter's momentum buffer restarts at each phase. With a
+  // hook that clears nothing the weights end elsewhere.
+  auto train_with = [&](bool clear) {
+    torch::manual_seed(3);
+    auto toy = std::make_shared<ToyMethod>();
+    PhaseHook h;
+    h.steps = 3;
+    h.begin = [toy, clear](int64_t, int64_t) {
+      return clear ? std::vector<torch::Tensor>{toy->linear->weight} : std::vector<torch::Tensor>{};
+    };
+    TempDir run;
+    Trainer(toy, quick(7), o, run.file("r"), "c")
+        .fit([](int64_t i) { return toy_batch(i); }, false, h);
+    return toy->linear->weight.detach().clone();
+  };
+  EXPECT_FALSE(train_with(true).equal(train_with(false)));
 }
 
 TEST(Trainer, LarsResumeEqualsUninterrupted) {
