@@ -73,28 +73,34 @@ int64_t fill_empty_clusters(const torch::Tensor& x, torch::Tensor& centroids,
   const int64_t k = centroids.size(0), d = centroids.size(1);
   std::mt19937_64 rng(seed);
   int64_t splits = 0;
+  // Cluster sizes as plain numbers (k may be 10,000: no per-element tensor reads).
+  auto sizes = [&] {
+    torch::Tensor c = torch::bincount(assignments, {}, k).contiguous();
+    return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + k);
+  };
   for (int round = 0; round < 1000; ++round) {
-    torch::Tensor counts = torch::bincount(assignments, {}, k);
+    std::vector<int64_t> counts = sizes();
     std::vector<int64_t> empty;
     for (int64_t j = 0; j < k; ++j) {
-      if (counts[j].item<int64_t>() == 0) empty.push_back(j);
+      if (counts[static_cast<size_t>(j)] == 0) empty.push_back(j);
     }
     if (empty.empty()) return splits;
     for (int64_t j : empty) {
       // A random donor among the clusters that can be split, weighted by size (as FAISS).
-      counts = torch::bincount(assignments, {}, k);
       std::vector<double> weights(static_cast<size_t>(k));
-      for (int64_t m = 0; m < k; ++m) {
-        const auto c = counts[m].item<int64_t>();
-        weights[static_cast<size_t>(m)] = c > 1 ? static_cast<double>(c - 1) : 0.0;
+      bool any = false;
+      for (size_t m = 0; m < weights.size(); ++m) {
+        weights[m] = counts[m] > 1 ? static_cast<double>(counts[m] - 1) : 0.0;
+        any = any || weights[m] > 0;
       }
-      if (std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0; })) break;
+      if (!any) break;
       std::discrete_distribution<int64_t> pick(weights.begin(), weights.end());
       const int64_t m = pick(rng);
       // ±δ around the donor's centroid: a random direction, 1/1024 of its norm (FAISS's EPS).
       std::normal_distribution<float> normal;
-      torch::Tensor delta = torch::empty({d}, torch::kFloat);
-      for (int64_t i = 0; i < d; ++i) delta[i] = normal(rng);
+      std::vector<float> direction(static_cast<size_t>(d));
+      for (auto& v : direction) v = normal(rng);
+      torch::Tensor delta = torch::tensor(direction, torch::kFloat);
       const double scale = std::max(centroids[m].norm().item<double>(), 1e-3) / 1024.0;
       delta.mul_(scale / std::max(delta.norm().item<double>(), 1e-12));
       torch::Tensor c = centroids[m].clone();
@@ -106,6 +112,9 @@ int64_t fill_empty_clusters(const torch::Tensor& x, torch::Tensor& centroids,
       torch::Tensor to_j =
           (pts - centroids[j]).pow(2).sum(1).lt((pts - centroids[m]).pow(2).sum(1));
       assignments.index_put_({members.masked_select(to_j)}, j);
+      const int64_t moved = to_j.sum().item<int64_t>();
+      counts[static_cast<size_t>(j)] += moved;
+      counts[static_cast<size_t>(m)] -= moved;
       ++splits;
     }
     // Every point to its nearest centroid (the split may have moved others' nearest too).
