@@ -19,6 +19,8 @@ packages=(
   libfaiss-dev libgloo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   # images: stb_image (PNG/JPEG decoding); text: SentencePiece (CLIP's tokeniser)
   libstb-dev libsentencepiece-dev
+  # the embedding service (cpp-httplib) and `contra plot`'s figures (gnuplot, run as a program)
+  libcpp-httplib-dev gnuplot-nox
   # tests and micro-benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )
