@@ -2,7 +2,7 @@
 # contra's one entry point for people and CI. Each command installs what is missing (Debian packages via
 # scripts/install-deps.sh), configures and builds what it needs, then acts.
 #
-#   ./run.sh demo      the main job: built-in corpus -> CPC training -> probes table (README: Quick start)
+#   ./run.sh demo      the main job: built-in corpus -> CPC training -> probes table -> figures (README)
 #                      extra arguments go to `contra train` (e.g. --set train.steps=3000)
 #   ./run.sh test      build and run the test suite (unit + integration; not slow/cuda)
 #   ./run.sh build     configure and build everything but the benchmarks
@@ -44,6 +44,8 @@ case "$cmd" in
     "$bin" train --config configs/cpc_speech.yaml --resume --set data.root="$DATA_DIR/speech" "$@"
     echo "== phone and speaker probes: CPC vs random init vs MFCC ==" >&2
     "$bin" probe --checkpoint runs/cpc_speech
+    echo "== figures (gnuplot): loss and accuracy curves, PCA / t-SNE maps of the features ==" >&2
+    "$bin" plot runs/cpc_speech
     ;;
   test)
     deps --test

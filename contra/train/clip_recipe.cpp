@@ -25,6 +25,7 @@
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
 #include "contra/train/image_recipe.h"
+#include "contra/viz/projector.h"
 
 namespace contra::train {
 namespace fs = std::filesystem;
@@ -596,6 +597,10 @@ ClipEvaluation evaluate_clip_recipe(const ClipRecipe& r, const std::string& chec
     e.probe.push_back(
         eval::probe_image_features(fmt::format("{} ({} steps)", method->name(), meta.step),
                                    feature_fn(method), d.train, d.test, d.stats, r.probe, device));
+    // TensorBoard projector + `contra plot` maps: a seeded sample of the test images' features.
+    viz::write_image_projector(out_dir + "/tensorboard/projector", feature_fn(method), d.test,
+                               d.stats, device, viz::kProjectorPoints,
+                               static_cast<std::uint64_t>(r.train.seed));
     for (const auto& baseline : r.probe.baselines) {
       if (baseline == "random") {
         seed_everything(static_cast<std::uint64_t>(r.train.seed));

@@ -26,6 +26,7 @@
 #include "contra/method/simclr.h"
 #include "contra/method/swav.h"
 #include "contra/train/checkpoint.h"
+#include "contra/viz/projector.h"
 
 namespace contra::train {
 namespace fs = std::filesystem;
@@ -303,6 +304,10 @@ std::vector<eval::ImageProbeRow> probe_image_recipe(const ImageRecipe& r,
                                    model_fn(trained), d.train, d.test, d.stats, r.probe, device));
     log().info("probe {}: linear {:.2f}%, kNN {:.2f}%", rows.back().name,
                100 * rows.back().linear.test_accuracy, 100 * rows.back().knn.top1);
+    // TensorBoard projector + `contra plot` maps: a seeded sample of the test images' features.
+    viz::write_image_projector(out_dir + "/tensorboard/projector", model_fn(trained), d.test,
+                               d.stats, device, viz::kProjectorPoints,
+                               static_cast<std::uint64_t>(r.train.seed));
     if (auto* id = dynamic_cast<method::InstanceDiscrimination*>(trained.get())) {
       rows.push_back(memory_bank_knn(*id, d, r.probe, device));
       log().info("probe {}: kNN {:.2f}%", rows.back().name, 100 * rows.back().knn.top1);

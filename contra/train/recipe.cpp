@@ -16,6 +16,7 @@
 #include "contra/method/registry.h"
 #include "contra/train/checkpoint.h"
 #include "contra/transforms/mfcc.h"
+#include "contra/viz/projector.h"
 
 namespace contra::train {
 namespace fs = std::filesystem;
@@ -192,6 +193,10 @@ std::vector<eval::SpeechProbeRow> probe_recipe(const Recipe& r, const std::strin
     rows.push_back(eval::run_speech_probe(fmt::format("{} ({} steps)", trained->name(), meta.step),
                                           model_features(trained), *d.dataset, *d.alignments,
                                           d.train_ids, d.test_ids, r.probe));
+    // TensorBoard projector + `contra plot` maps: a seeded sample of test-split frame features.
+    viz::write_speech_projector(out_dir + "/tensorboard/projector", model_features(trained),
+                                *d.dataset, *d.alignments, d.test_ids, viz::kProjectorPoints,
+                                static_cast<std::uint64_t>(r.probe.seed));
   }
   for (const auto& baseline : r.probe.baselines) {
     if (baseline == "random") {

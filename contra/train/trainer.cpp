@@ -27,6 +27,7 @@
 #include "contra/nn/batch_norm.h"
 #include "contra/train/checkpoint.h"
 #include "contra/train/lars.h"
+#include "contra/viz/tensorboard.h"
 
 namespace contra::train {
 
@@ -323,6 +324,7 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
   if (summary.first_step >= train_.steps) return summary;
 
   std::ofstream metrics;
+  std::optional<viz::EventWriter> events;  // rank 0
   {
     std::exception_ptr error;
     if (main) {
@@ -330,6 +332,10 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
         truncate_metrics(metrics_path, summary.first_step);
         metrics.open(metrics_path, std::ios::app);
         if (!metrics) throw IoError(fmt::format("writing '{}': cannot open", metrics_path));
+        // The same scalars for TensorBoard (docs/visualize.md); a resumed run drops the events
+        // the previous process logged after the checkpoint, as metrics.jsonl does.
+        events.emplace(run_dir_ + "/tensorboard");
+        if (summary.first_step > 0) events->add_session_start(summary.first_step + 1);
       } catch (...) {
         error = std::current_exception();
       }
@@ -468,6 +474,16 @@ TrainSummary Trainer::fit(const std::function<method::Batch(std::int64_t)>& make
         if (!metrics) {
           write_error = std::make_exception_ptr(
               IoError(fmt::format("writing '{}': write failed (disk full?)", metrics_path)));
+        }
+        try {
+          std::map<std::string, double> scalars;
+          for (const auto& [k, v] : row.items()) {
+            if (k != "step" && v.is_number()) scalars[k] = v.get<double>();
+          }
+          events->add_scalars(done, scalars);
+          events->flush();
+        } catch (...) {
+          if (!write_error) write_error = std::current_exception();
         }
       }
       share_outcome(group, write_error, "writing metrics.jsonl");

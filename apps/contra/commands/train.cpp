@@ -19,6 +19,7 @@
 #include "contra/train/clip_recipe.h"
 #include "contra/train/image_recipe.h"
 #include "contra/train/recipe.h"
+#include "contra/viz/tensorboard.h"
 
 namespace contra::cli {
 namespace fs = std::filesystem;
@@ -157,11 +158,14 @@ int run_probe(const ProbeOptions& o) {
     auto rows = train::probe_recipe(recipe, checkpoint, out);
     table = eval::speech_probe_markdown(rows, recipe.probe.hidden > 0);
   }
+  // The accuracies as TensorBoard scalars at the checkpoint's step (docs/visualize.md).
+  viz::log_probe_results(out);
   if (o.json) {
     std::printf("%s\n", read_file(out + "/results.json").c_str());
   } else {
     std::printf("%s", table.c_str());
-    std::printf("\nwritten: %s/results.md, %s/results.json\n", out.c_str(), out.c_str());
+    std::printf("\nwritten: %s/results.md, %s/results.json, %s/tensorboard/\n", out.c_str(),
+                out.c_str(), out.c_str());
   }
   return 0;
 }
