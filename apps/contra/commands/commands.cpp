@@ -22,6 +22,10 @@ void register_commands(CLI::App& app) {
   register_augment(app);
   register_clip(app);
   register_launch(app);
+  register_search(app);
+  register_plot(app);
+  register_serve(app);
+  register_export(app);
 }
 
 int run_selected(CLI::App& app) {

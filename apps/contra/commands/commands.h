@@ -22,6 +22,10 @@ void register_train(CLI::App& app);    // train + probe + finetune
 void register_augment(CLI::App& app);  // augment preview
 void register_clip(CLI::App& app);     // clip classify, clip zeroshot
 void register_launch(CLI::App& app);   // launch --nproc N -- <command>
+void register_search(CLI::App& app);   // embed, index build/info, search
+void register_plot(CLI::App& app);     // plot RUN_DIR [--out DIR]
+void register_serve(CLI::App& app);    // serve --index DIR
+void register_export(CLI::App& app);   // export --checkpoint C --out F.safetensors
 
 /// Adds the options every command that reads a config shares: --config FILE, --set a.b=c
 /// (repeatable).
