@@ -14,15 +14,17 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "contra/core/config.h"
 #include "contra/core/fs.h"
 #include "contra/data/images.h"
+#include "contra/embed/embed.h"
 #include "contra/embed/encoder.h"
 #include "contra/index/vector_index.h"
 #include "contra/serve/service.h"
+#include "contra/train/clip_recipe.h"
 #include "contra/train/image_recipe.h"
 #include "tests/support/support.h"
 #include "tests/train/fake_digits.h"
@@ -56,8 +58,8 @@ class ServeWithEncoder : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     testing::write_digits(dir_->file("mnist"), 64, 30);
-    auto tree = ConfigTree::from_string(tiny_simclr(dir_->file("mnist"), dir_->file("runs")),
-                                        "tiny.yaml");
+    auto tree =
+        ConfigTree::from_string(tiny_simclr(dir_->file("mnist"), dir_->file("runs")), "tiny.yaml");
     train::train_image_recipe(train::load_image_recipe(tree), false);
     encoder_ = embed::QueryEncoder::open(dir_->file("runs/simclr"), "", torch::kCPU);
     data::ImageDataset test = data::read_image_dataset(dir_->file("mnist"), "test");
@@ -164,7 +166,88 @@ TEST_F(ServeWithEncoder, EncoderOfAnotherDimensionIsRefused) {
   testing::expect_data_error([&] { Service s(other, encoder_, {}); }, "dimensional");
 }
 
-// ---- the binary -----------------------------------------------------------------------------------
+// CLIP: texts go through the text encoder — the same vectors from QueryEncoder, `contra embed
+// --data captions:FILE` and the service's /embed; a text search ranks the image index exactly as
+// the index ranks that vector.
+TEST(ServeClip, TextQueriesEmbedAndSearchConsistently) {
+  TempDir d;
+  testing::write_digits(d.file("mnist"), 60, 30);
+  const std::string yaml =
+      "schema_version: 1\n"
+      "run: {name: clip, dir: " +
+      d.file("runs") +
+      "}\n"
+      "data: {format: mnist_captions, root: " +
+      d.file("mnist") +
+      ", generate: false, tokenizer_captions: 300}\n"
+      "method:\n  name: clip\n  embed_dim: 8\n"
+      "  image: {type: vit, image_size: 28, patch_size: 7, width: 16, layers: 1, heads: 2}\n"
+      "  text: {context_length: 16, width: 16, layers: 1, heads: 2, tokenizer: {vocab_size: 96}}\n"
+      "train: {steps: 2, batch_size: 16, threads: 1, log_every: 1, checkpoint_every: 2}\n"
+      "optim: {name: adamw, lr: 1.0e-3, warmup_steps: 1}\n";
+  train::train_clip_recipe(train::load_clip_recipe(ConfigTree::from_string(yaml, "clip.yaml")),
+                           false);
+  auto encoder = embed::QueryEncoder::open(d.file("runs/clip"), "", torch::kCPU);
+  ASSERT_TRUE(encoder->has_text());
+  const std::vector<std::string> texts = {"a photo of a seven", "a thick two", "zero"};
+  torch::Tensor batch = encoder->encode_texts(texts);
+  ASSERT_EQ(batch.size(0), 3);
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    torch::Tensor one = encoder->encode_text(texts[i]);
+    EXPECT_TRUE(torch::allclose(one, batch[static_cast<std::int64_t>(i)], 1e-5, 1e-6)) << texts[i];
+    EXPECT_NEAR(one.norm().item<double>(), 1.0, 1e-4);  // the joint space is normalised
+  }
+  EXPECT_FALSE(torch::allclose(batch[0], batch[1], 1e-3, 1e-3));
+
+  // contra embed over a caption file: row i is caption i's text vector.
+  testing::write_bytes(d.file("captions.txt"), texts[0] + "\n" + texts[1] + "\n" + texts[2] + "\n");
+  embed::EmbedOptions o;
+  o.checkpoint = d.file("runs/clip");
+  o.data = "captions:" + d.file("captions.txt");
+  o.out = d.file("captions.safetensors");
+  o.progress = false;
+  embed::embed_dataset(o);
+  embed::Embeddings e = embed::read_embeddings(o.out);
+  ASSERT_EQ(e.vectors.size(0), 3);
+  EXPECT_TRUE(torch::allclose(e.vectors, batch, 1e-5, 1e-6));
+
+  // The service over the test images' joint-space vectors.
+  data::ImageDataset test = data::read_image_dataset(d.file("mnist"), "test");
+  std::vector<torch::Tensor> rows;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) {
+    rows.push_back(encoder->encode_bytes(data::encode_png(test.images[i]), "digit"));
+    ids.push_back("digit-" + std::to_string(i));
+  }
+  auto index = std::make_shared<index::VectorIndex>(
+      index::VectorIndex::build(torch::stack(rows), test.labels.narrow(0, 0, 30), ids, {}));
+  ServeOptions so;
+  so.port = 0;
+  HttpServer server(std::make_shared<Service>(index, encoder, so));
+  const int port = server.bind();
+  std::thread thread([&] { server.run(); });
+  auto r = http_request("127.0.0.1", port, "POST", "/embed", R"({"text": "a photo of a seven"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  if (r.status == 200) {
+    auto v = json::parse(r.body)["vector"].get<std::vector<float>>();
+    EXPECT_TRUE(torch::allclose(torch::tensor(v), batch[0], 1e-5, 1e-6));
+  }
+  r = http_request("127.0.0.1", port, "POST", "/search", R"({"text": "a thick two", "k": 5})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  if (r.status == 200) {
+    json j = json::parse(r.body);
+    auto expected = index->search(batch[1].unsqueeze(0), 5).at(0);
+    ASSERT_EQ(j["results"].size(), 5u);
+    for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(j["results"][i]["id"], expected[i].id);
+  }
+  auto h = http_request("127.0.0.1", port, "GET", "/health");
+  EXPECT_EQ(json::parse(h.body)["text"], true);
+  server.stop();
+  thread.join();
+}
+
+// ---- the binary
+// -----------------------------------------------------------------------------------
 
 // `contra serve` as a child process; reads stdout until the "listening on" line.
 class ServeProcess {
