@@ -4,7 +4,8 @@
 //   x = c_k + 0.5 · W z + 0.1 · e,   k ~ U{0..1023}, c_k ~ N(0, 0.25 · I_128), z ~ N(0, I_32),
 //   W ~ N(0, 1/32)^{128×32} shared, e ~ N(0, I_128)
 // (1024 overlapping clusters — centres ≈ 8 apart, spread ≈ 5.8 — with a 32-dimensional spread
-// each, like real embeddings' low intrinsic dimension). Queries are 1000 fresh points of the same distribution; metric cosine (the default).
+// each, like real embeddings' low intrinsic dimension). Queries are 1000 fresh points of the same
+// distribution; metric cosine (the default).
 //
 //   build/bin/contra_index_bench                          # 10k and 100k
 //   build/bin/contra_index_bench --sizes=10000,100000,1000000 --queries=1000

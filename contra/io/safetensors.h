@@ -38,7 +38,8 @@ struct SafetensorsFile {
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 
 /// Reads a whole file. DataError naming the file and what is wrong: too short, header length beyond
-/// the file, invalid JSON, unknown dtype, shape/offset mismatch, overlapping or out-of-range offsets.
+/// the file, invalid JSON, unknown dtype, shape/offset mismatch, overlapping or out-of-range
+/// offsets.
 SafetensorsFile read_safetensors(const std::string& path);
 
 /// Only the header: tensor names with dtype/shape, and the metadata (no tensor bytes are read).
