@@ -10,8 +10,10 @@ anchors t in [0, T-k), Adam lr 2e-4.
 Formulations of the loss (same sampled negatives, same logits):
   cpc_audio  negative vectors materialised (z[idx] -> (M, N, C)), then scored (einsum), as CPC_audio does
   best       one matrix product per step k (predictions x all frames), then gather the sampled scores
+  fused      every step at once: the valid (b, t, k) prediction rows selected once, one matrix product
+             against all frames, one gather, one cross-entropy weighted per step (fewest Python ops)
   none       encoder + GRU forward/backward only (no loss; sum of c as a stand-in)
-`--bf16` runs the W_k product and the scoring products of `best` in bfloat16 (fp32 accumulation), as
+`--bf16` runs the W_k product and the scoring products of `best` and `fused` in bfloat16 (fp32 accumulation), as
 contra's `loss.precision: bfloat16`.
 
 Run with Debian's torch (/usr/bin/python3, torch 1.13). For the allocator-tuned numbers run it as
@@ -83,9 +85,46 @@ def sample_batch_negatives(positive, pool, count):
     return r + (r >= positive.unsqueeze(1)).long()
 
 
+_rows = {}
+
+
+def step_rows(B, T, K):
+    """Rows (b, t, k) with t < T - k, ordered by k: prediction row ids, positive frame ids, weights."""
+    key = (B, T, K)
+    if key not in _rows:
+        pred_ids, pos_ids, weights = [], [], []
+        for k in range(1, K + 1):
+            b = torch.arange(B).unsqueeze(1)
+            t = torch.arange(T - k).unsqueeze(0)
+            pred_ids.append(((b * T + t) * K + (k - 1)).flatten())
+            pos_ids.append((b * T + t + k).flatten())
+            weights.append(torch.full((B * (T - k),), 1.0 / (K * B * (T - k))))
+        _rows[key] = (torch.cat(pred_ids), torch.cat(pos_ids), torch.cat(weights))
+    return _rows[key]
+
+
+def cpc_loss_fused(z, pred, negatives, bf16=False):
+    """All K steps in one product + gather + cross-entropy (same sampling law, same logits)."""
+    B, T, C = z.shape
+    K = pred.shape[2]
+    pred_ids, positive, weight = step_rows(B, T, K)
+    neg = sample_batch_negatives(positive, B * T, negatives)
+    cols = torch.cat([positive.unsqueeze(1), neg], 1)  # (R, 1 + N)
+    p = pred.reshape(B * T * K, C).index_select(0, pred_ids)  # (R, C)
+    zf = z.reshape(B * T, C)
+    if bf16:
+        logits = (p.bfloat16() @ zf.bfloat16().t()).gather(1, cols).float()
+    else:
+        logits = (p.float() @ zf.t()).gather(1, cols)  # (R, 1 + N)
+    per_row = torch.logsumexp(logits, 1) - logits[:, 0]
+    return (per_row * weight).sum()
+
+
 def cpc_loss(z, pred, negatives, formulation, bf16=False):
     B, T, C = z.shape
     K = pred.shape[2]
+    if formulation == "fused":
+        return cpc_loss_fused(z, pred, negatives, bf16)
     z_flat = z.reshape(B * T, C)
     total = 0.0
     for k in range(1, K + 1):
@@ -117,7 +156,7 @@ def main():
     ap.add_argument("--window", type=int, default=20480)
     ap.add_argument("--negatives", type=int, default=128)
     ap.add_argument("--channels", type=int, default=256)
-    ap.add_argument("--formulation", choices=["cpc_audio", "best", "none"], default="best")
+    ap.add_argument("--formulation", choices=["cpc_audio", "best", "fused", "none"], default="best")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--norm", choices=["batch", "layer"], default="batch")
     ap.add_argument("--seed", type=int, default=0)

@@ -6,6 +6,7 @@
 #include "contra/core/runtime.h"
 #include "contra/dist/collectives.h"
 #include "contra/loss/info_nce.h"
+#include "contra/method/cpc_loss_kernels.h"
 #include "contra/method/sampled_scores.h"
 
 namespace contra::method {
@@ -308,6 +309,33 @@ StepOutput CpcAudio::step(const Batch& batch) {
   return out;
 }
 
+torch::Tensor CpcAudio::sample_candidates(int64_t batch, int64_t frames, int64_t count,
+                                          const torch::Tensor& labels, int64_t pool_batch,
+                                          int64_t pool_offset, c10::Device device) const {
+  const int64_t K = config_.predictor.steps;
+  pool_batch = std::max(pool_batch, batch);
+  if ((mode_ == NegativeMode::kBatch || mode_ == NegativeMode::kHard) && device.is_cpu()) {
+    // One 63-bit seed from the default generator (so a seeded or resumed run draws the same
+    // negatives), then the counter-based sampler.
+    const auto seed = static_cast<uint64_t>(
+        torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::kLong).item<int64_t>());
+    return uniform_candidates(batch, frames, K, count, pool_batch * frames, pool_offset, seed);
+  }
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto on_device = labels.defined() ? labels.to(device) : labels;
+  std::vector<torch::Tensor> rows;
+  for (int64_t k = 1; k <= K; ++k) {
+    // Positives z_{t+k}: pool ids offset + b·T + t + k, t ∈ [0, T−k).
+    auto positive = ((torch::arange(batch, long_opts) * frames).unsqueeze(1) +
+                     torch::arange(k, frames, long_opts).unsqueeze(0))
+                        .flatten() +
+                    pool_offset;
+    auto negative = sample_negatives(mode_, positive, pool_batch, frames, count, on_device);
+    rows.push_back(torch::cat({positive.unsqueeze(1), negative}, 1));
+  }
+  return torch::cat(rows, 0);
+}
+
 StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tensor& predictions,
                                       const torch::Tensor& labels) {
   const int64_t K = config_.predictor.steps;
@@ -316,21 +344,12 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
                   predictions.size(3) == z.size(2),
               "cpc_audio: z (B, T, C) and predictions (B, T, K, C) expected, got ", z.sizes(),
               " and ", predictions.sizes());
-  const int64_t B = z.size(0);
+  const int64_t B = z.size(0), T = z.size(1), C = z.size(2);
   const int64_t n_neg = config_.negatives.count;
-  loss::InfoNCEOptions options;
-  options.temperature(config_.loss.temperature);
-  const int64_t T = z.size(1), C = z.size(2);
   auto z_flat = z.reshape({B * T, C});
   // Scoring operands: bf16 halves the bytes and runs on AMX/bf16 units; scores return to float32.
   const bool bf16 = resolve_bf16(config_.loss.precision, z.device());
-  auto z_score = bf16 ? z.to(torch::kBFloat16) : z;
-  auto z_flat_score = bf16 ? z_flat.to(torch::kBFloat16) : z_flat;
-  // Per-step views through unbind: its backward stacks the K gradients once, where select/narrow
-  // would each allocate and add a full (B, T, K, C) zero tensor.
-  auto per_step =
-      (bf16 ? predictions.to(torch::kBFloat16) : predictions).unbind(2);  // K × (B, T, C)
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(z.device());
+  auto score_type = bf16 ? torch::kBFloat16 : z.scalar_type();
 
   // Hard mode: the `hard` bank entries nearest to every frame of the batch (shared by all k).
   torch::Tensor hard_ids, bank_score;
@@ -343,60 +362,45 @@ StepOutput CpcAudio::contrastive_loss(const torch::Tensor& z, const torch::Tenso
       auto bank = bank_.narrow(0, 0, filled);
       hard_ids = std::get<1>(torch::cdist(z_flat.detach(), bank).topk(n_hard, 1, false));
       // A copy (the graph keeps it while step() pushes new frames into the bank in place).
-      bank_score = bank.to(bf16 ? torch::kBFloat16 : z.scalar_type(), /*non_blocking=*/false,
-                           /*copy=*/true);  // (filled, C), no grad
+      bank_score = bank.to(score_type, /*non_blocking=*/false, /*copy=*/true);  // (filled, C)
     }
   }
   const int64_t n_random = n_neg - n_hard;
-  // The frames negatives are drawn from: this batch's, or with across_ranks every rank's
+  // The frames candidates are drawn from: this batch's, or with across_ranks every rank's
   // (positives then sit at this rank's offset in the gathered pool).
-  torch::Tensor pool_score = z_flat_score;
+  torch::Tensor pool = z_flat;
   int64_t pool_batch = B, pool_offset = 0;
   if (config_.negatives.across_ranks && dist::world().size() > 1) {
-    torch::Tensor pool = dist::all_gather(z_flat);  // (W·B·T, C)
-    pool_score = bf16 ? pool.to(torch::kBFloat16) : pool;
+    pool = dist::all_gather(z_flat);  // (W·B·T, C)
     pool_batch = B * dist::world().size();
     pool_offset = dist::world().rank() * B * T;
   }
-
+  // candidates (R, 1 + count): the positive, then the negatives, of every anchor of every step.
+  auto candidates = sample_candidates(B, T, n_random, labels, pool_batch, pool_offset, z.device());
+  if (n_hard > 0) {
+    // Bank rows follow the batch's frames in the pool; each anchor takes its positive's entries.
+    std::vector<torch::Tensor> hard;
+    for (int64_t k = 1; k <= K; ++k) {
+      auto positive = ((torch::arange(B, hard_ids.options()) * T).unsqueeze(1) +
+                       torch::arange(k, T, hard_ids.options()).unsqueeze(0))
+                          .flatten();
+      hard.push_back(hard_ids.index_select(0, positive) + pool.size(0));
+    }
+    candidates = torch::cat({candidates, torch::cat(hard, 0).to(candidates.scalar_type())}, 1);
+    pool = torch::cat({pool, bank_score.to(pool.scalar_type())}, 0);
+  }
+  auto [losses, correct] = step_info_nce(predictions.to(score_type), pool.to(score_type),
+                                         candidates, config_.loss.temperature);  // (K), (K)
   StepOutput out;
-  torch::Tensor total;
-  for (int64_t k = 1; k <= K; ++k) {
-    const int64_t Tk = T - k, M = B * Tk;
-    auto p = per_step[k - 1].narrow(1, 0, Tk);  // (B, T−k, C)
-    // Positives z_{t+k}: flat frame ids b·T + t + k, t ∈ [0, T−k).
-    auto positive = (torch::arange(B, long_opts) * T).unsqueeze(1) +
-                    torch::arange(k, T, long_opts).unsqueeze(0);  // (B, T−k)
-    positive = positive.flatten() + pool_offset;
-    auto negative = sample_negatives(mode_, positive, pool_batch, T, n_random, labels);  // (M, n)
-    auto columns = torch::cat({positive.unsqueeze(1), negative}, 1);                     // (M, 1+n)
-    torch::Tensor scores;
-    if (mode_ == NegativeMode::kSameSequence) {
-      // Only the anchor's own window is a candidate: (B, T−k, C) × (B, C, T) → (B, T−k, T).
-      auto local = columns - (torch::div(positive, T, "floor") * T).unsqueeze(1);
-      scores = torch::bmm(p, z_score.transpose(1, 2)).reshape({M, T}).gather(1, local);
-    } else {
-      scores = sampled_scores(p.reshape({M, C}), pool_score, columns);  // (M, 1+n)
-    }
-    scores = scores.to(z.scalar_type());
-    auto pos_scores = scores.select(1, 0);
-    auto neg_scores = scores.narrow(1, 1, n_random);
-    if (n_hard > 0) {
-      // Hard entries of each anchor's positive, scored like the in-batch ones (no gathered rows).
-      auto ids = hard_ids.index_select(0, positive);  // (M, hard) bank rows
-      auto hard_scores = sampled_scores(p.reshape({M, C}), bank_score, ids).to(z.scalar_type());
-      neg_scores = torch::cat({neg_scores, hard_scores}, 1);
-    }
-    auto loss_k = loss::functional::info_nce(pos_scores, neg_scores, options);
-    total = total.defined() ? total + loss_k : loss_k;
-    {
-      torch::NoGradGuard no_grad;
-      auto correct = pos_scores > std::get<0>(neg_scores.max(1));
-      out.metrics[fmt::format("acc_{}", k)] = correct.to(torch::kDouble).mean().item<double>();
-      out.metrics[fmt::format("loss_{}", k)] = loss_k.item<double>();
+  out.loss = losses.to(z.scalar_type()).mean();
+  {
+    auto l = losses.detach().to(torch::kCPU, torch::kDouble);
+    auto a = correct.to(torch::kCPU, torch::kDouble);
+    for (int64_t k = 1; k <= K; ++k) {
+      out.metrics[fmt::format("acc_{}", k)] = a[k - 1].item<double>();
+      out.metrics[fmt::format("loss_{}", k)] = l[k - 1].item<double>();
     }
   }
-  out.loss = total / static_cast<double>(K);
   out.metrics["loss"] = out.loss.item<double>();
   return out;
 }

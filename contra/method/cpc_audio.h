@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "contra/core/error.h"
+#include "contra/method/cpc_loss_kernels.h"
 #include "contra/method/method.h"
 #include "contra/method/sampled_scores.h"
 #include "contra/nn/context_network.h"
@@ -163,6 +164,7 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
                                int64_t frames, int64_t count, const torch::Tensor& labels = {});
 
 // sampled_scores(predictions, frames, index): contra/method/sampled_scores.h
+// step_info_nce, uniform_candidates: contra/method/cpc_loss_kernels.h
 
 /// CPC for audio: z = g_enc(x) (ConvEncoder), c = g_ar(z) (ContextNetwork), ẑ_{t+k} = W_k c_t
 /// (CpcPredictor), and per step k the InfoNCE loss
@@ -171,18 +173,19 @@ torch::Tensor sample_negatives(NegativeMode mode, const torch::Tensor& positive,
 ///
 /// step(batch): batch.input (B, 1, S) float audio, batch.labels (B) int64 speaker ids (needed for
 /// same_speaker). Metrics: loss, loss_k and acc_k (share of anchors whose positive scores strictly
-/// highest) for k = 1..K. Negatives are sampled independently for every k and anchor (see
-/// sample_negatives); all candidates are scored with one matrix product per k (sampled_scores),
-/// never materialising (B, T, N, C) negative vectors. Hard mode keeps a FIFO memory bank of past
-/// frames (detached z) as module buffers (`bank`, `bank_next`, `bank_filled`, saved by
-/// checkpoints), pushed in step() while training; the `hard` entries nearest (Euclidean) to each
-/// positive z_{t+k} join its negatives; until the bank holds `hard` frames those slots are in-batch
-/// negatives. `loss.precision: bfloat16` runs the scoring products in bf16 (fp32 accumulation, fp32
-/// softmax), `encoder.precision: bfloat16` the conv stack. features(input, "context" | "encoder") →
-/// c (B, T, H) | z (B, T, C); wrap in torch::NoGradGuard for frozen features. Frame t of either is
-/// centred on sample t·160 + 79, i.e. aligned with 100 Hz label t (ConvEncoder). Throws ConfigError
-/// for invalid config, a window shorter than `min_window()`, more negatives than a batch can
-/// supply, missing labels for same_speaker, an unknown feature kind.
+/// highest) for k = 1..K. Negatives are sampled independently for every k and anchor
+/// (sample_candidates); all steps are scored in one call (step_info_nce: fused sparse kernels on
+/// the CPU, one dense product per k elsewhere), never materialising (B, T, N, C) negative vectors.
+/// Hard mode keeps a FIFO memory bank of past frames (detached z) as module buffers (`bank`,
+/// `bank_next`, `bank_filled`, saved by checkpoints), pushed in step() while training; the `hard`
+/// entries nearest (Euclidean) to each positive z_{t+k} join its negatives; until the bank holds
+/// `hard` frames those slots are in-batch negatives. `loss.precision: bfloat16` runs the scoring
+/// products in bf16 (fp32 accumulation, fp32 softmax), `encoder.precision: bfloat16` the conv
+/// stack. features(input, "context" | "encoder") → c (B, T, H) | z (B, T, C); wrap in
+/// torch::NoGradGuard for frozen features. Frame t of either is centred on sample t·160 + 79, i.e.
+/// aligned with 100 Hz label t (ConvEncoder). Throws ConfigError for invalid config, a window
+/// shorter than `min_window()`, more negatives than a batch can supply, missing labels for
+/// same_speaker, an unknown feature kind.
 ///
 ///   CpcAudio cpc(CpcAudioConfig{});
 ///   auto out = cpc.step(batch);          // out.loss, out.metrics["acc_12"]
@@ -200,6 +203,16 @@ class CpcAudio : public Method {
   /// metrics.
   StepOutput contrastive_loss(const torch::Tensor& z, const torch::Tensor& predictions,
                               const torch::Tensor& labels = {});
+
+  /// The candidates step() scores, drawn as step() draws them (same generator calls): for every
+  /// row of cpc_rows(batch, frames, K) order, the positive's pool id (pool_offset + b·T + t + k),
+  /// then `count` negatives of the configured mode (a pool of `pool_batch` windows). batch and
+  /// hard mode on the CPU: uniform_candidates seeded by one draw of the default generator; else
+  /// sample_negatives per step. (R, 1 + count) int32 or int64. Hard mode's bank entries are not
+  /// included (step() appends them).
+  torch::Tensor sample_candidates(int64_t batch, int64_t frames, int64_t count,
+                                  const torch::Tensor& labels = {}, int64_t pool_batch = 0,
+                                  int64_t pool_offset = 0, c10::Device device = torch::kCPU) const;
 
   /// Encoder frames for a window of `samples` samples (20480 → 128 by default).
   int64_t frames_for(int64_t samples) const;

@@ -7,8 +7,9 @@
 // load time (GCC function multi-versioning), other targets the portable loop.
 #include "contra/method/sampled_scores.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
+
+#include "contra/core/parallel.h"
 
 namespace contra::method {
 namespace {

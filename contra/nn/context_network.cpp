@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/nn/recurrent.h"
 
 namespace contra::nn {
 
@@ -79,8 +80,27 @@ void ContextNetworkImpl::reset() {
 torch::Tensor ContextNetworkImpl::forward(const torch::Tensor& z) {
   TORCH_CHECK(z.dim() == 3 && z.size(2) == options.input_size(),
               "context_network: input must be (B, T, ", options.input_size(), "), got ", z.sizes());
-  if (gru_) return std::get<0>(gru_->forward(z));
-  if (lstm_) return std::get<0>(lstm_->forward(z));
+  if ((gru_ || lstm_) && !z.device().is_cpu()) {
+    return gru_ ? std::get<0>(gru_->forward(z)) : std::get<0>(lstm_->forward(z));  // cuDNN
+  }
+  if (gru_ || lstm_) {
+    // Layer by layer through the fused kernels (recurrent.h); parameters as torch.nn.GRU/LSTM
+    // name them, so checkpoints and exports are unchanged.
+    auto params = gru_ ? gru_->named_parameters(false) : lstm_->named_parameters(false);
+    auto get = [&](const std::string& name) {
+      auto* p = params.find(name);
+      return p ? *p : torch::Tensor();
+    };
+    torch::Tensor x = z;
+    for (int64_t l = 0; l < options.layers(); ++l) {
+      const std::string s = std::to_string(l);
+      auto w_ih = get("weight_ih_l" + s), w_hh = get("weight_hh_l" + s),
+           b_ih = get("bias_ih_l" + s), b_hh = get("bias_hh_l" + s);
+      x = gru_ ? functional::gru_sequence(x, w_ih, w_hh, b_ih, b_hh)
+               : functional::lstm_sequence(x, w_ih, w_hh, b_ih, b_hh);
+    }
+    return x;
+  }
   const int64_t length = z.size(1);
   auto x = input_->forward(z) +
            functional::sinusoidal_positions(length, options.hidden_size(), z.options());

@@ -3,8 +3,27 @@
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/nn/batch_norm_relu.h"
 
 namespace contra::nn {
+namespace {
+
+/// relu(bn(x)) through the fused kernel, with the module's own running statistics and counter
+/// (what torch::nn::BatchNorm1d::forward does, momentum unset meaning a cumulative average).
+torch::Tensor batch_norm_relu(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x) {
+  const auto& o = bn.options;
+  double momentum = o.momentum().value_or(0.0);
+  if (bn.is_training() && o.track_running_stats()) {
+    torch::NoGradGuard no_grad;
+    bn.num_batches_tracked += 1;
+    if (!o.momentum()) momentum = 1.0 / bn.num_batches_tracked.item<double>();
+  }
+  return functional::batch_norm_relu(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                     bn.is_training() || !o.track_running_stats(), momentum,
+                                     o.eps());
+}
+
+}  // namespace
 
 ConvEncoderImpl::ConvEncoderImpl(ConvEncoderOptions options_) : options(std::move(options_)) {
   const auto n = options.kernels().size();
@@ -80,11 +99,14 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& input) {
       x = torch::relu_(x);
       x = i + 1 < convs_->size() ? x.transpose(1, 2) : x;  // last layer stays (B, T, C)
     } else {
-      if (!norms_->is_empty()) {
+      if (norms_->is_empty()) {
+        x = torch::relu_(x);
+      } else if (bf16) {
         // Batch statistics and running buffers stay in float32.
-        x = cast(norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x.to(dtype)));
+        x = cast(norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x.to(dtype))).relu_();
+      } else {
+        x = batch_norm_relu(*norms_[i]->as<torch::nn::BatchNorm1d>(), x);
       }
-      x = torch::relu_(x);
     }
   }
   x = layer ? x : x.transpose(1, 2);

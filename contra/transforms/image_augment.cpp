@@ -4,10 +4,10 @@
 #include <cmath>
 #include <numeric>
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "contra/core/error.h"
+#include "contra/core/parallel.h"
 #include "contra/data/sentences.h"
 
 namespace contra::transforms {
