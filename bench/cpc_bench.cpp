@@ -9,6 +9,8 @@
 // backward,
 //                             on fixed z (8, 128, 256) and predictions (8, 128, 12, 256).
 // BM_EncoderContext:          encoder + GRU forward + backward alone (no loss).
+// BM_Encoder:                 the conv encoder alone; BM_Context/<0 gru|1 lstm>: the context
+//                             network alone on fixed z (8, 128, 256).
 // BM_TrainStep/<mode>:        the full step: forward, loss, backward, Adam.
 #include <cstdlib>
 #include <cstring>
@@ -106,6 +108,31 @@ void BM_EncoderContext(benchmark::State& state) {
                                                    benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EncoderContext)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Encoder(benchmark::State& state) {
+  CpcAudio cpc(paper_config("batch"));
+  auto batch = paper_batch();
+  for (auto _ : state) {
+    auto z = cpc.features(batch.input, "encoder");
+    z.sum().backward();
+  }
+  state.counters["windows/s"] = benchmark::Counter(static_cast<double>(kBatch * state.iterations()),
+                                                   benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Encoder)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// The context network alone (forward + backward) on fixed z (8, 128, 256): 0 GRU, 1 LSTM.
+void BM_Context(benchmark::State& state) {
+  auto cfg = paper_config("batch");
+  cfg.context.type = state.range(0) ? "lstm" : "gru";
+  CpcAudio cpc(cfg);
+  auto z = torch::randn({kBatch, kFrames, kChannels}, torch::requires_grad());
+  for (auto _ : state) {
+    cpc.context->forward(z).sum().backward();
+  }
+  state.SetLabel(cfg.context.type);
+}
+BENCHMARK(BM_Context)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_TrainStep(benchmark::State& state) {
   const char* mode_name = kModes[state.range(0)];

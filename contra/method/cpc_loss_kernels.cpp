@@ -1,18 +1,20 @@
 // The CPC loss of all K steps in one autograd node. Per step, the dense formulation scores every
 // prediction against every frame of the batch (R × N products, N = 1024 at the paper's size, 8×
-// the sampled 129); the gather formulation materialises (R, 129, C) candidate vectors. Here three
-// kernels touch each sampled (row, candidate) pair once per pass, reading candidate rows straight
-// from the pool (1 MB at the paper's size, cache-resident):
-//   scores      s[r, j] = p_r · f[id[r, j]] / τ              (8 candidates per pass over p_r)
-//   dP          dp_r = Σ_j g[r, j] f[id[r, j]]               (64 channels of dp_r in registers)
-//   dF          df[id[r, j]] += g[r, j] p_r                  (threads own channel blocks, so no two
-//                                                              write the same element; the result
-//                                                              does not depend on the thread count)
-// with g = (softmax(s) − e₀) · ∂L/∂loss_k / (M_k τ). The softmax statistics use ATen's vectorised
-// logsumexp/exp. Negatives come from a counter-based hash (uniform_candidates): no (R, 128) int64
-// randint, shift and concatenation per step, which cost as much as the scoring itself.
+// the sampled 129); the gather formulation materialises (R, 129, C) candidate vectors. Here each
+// sampled (row, candidate) pair is touched in two passes, reading candidate rows straight from the
+// pool (1 MB at the paper's size, cache-resident):
+//   forward     per row, while its candidates are in cache: s_j = p · f[id_j] / τ (8 candidates per
+//               pass over p), the row's loss and accuracy, and (training) its softmax gradient
+//               g = softmax(s) − e₀ and dp = Σ_j g_j f[id_j] (64 channels of dp in registers)
+//   backward    dp scaled by ∂L/∂loss_k / (M_k τ); df[id_j] += that factor · g_j p over all rows
+//               (threads own channel blocks, so no two write the same element and the result does
+//               not depend on the thread count)
+// Negatives come from a counter-based hash (uniform_candidates): no (R, 128) int64 randint, shift
+// and concatenation per step, which cost as much as the scoring itself.
 #include "contra/method/cpc_loss_kernels.h"
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include <torch/torch.h>
@@ -58,83 +60,125 @@ struct RowCursor {
 // ---- the three kernels
 // ---------------------------------------------------------------------------
 
+/// Scores of one row: s[j] = p · f[id[j]] · scale, 8 candidates per pass over p.
 template <class T, class I>
-CONTRA_INLINE void score_rows(const T* P, const T* F, const I* ids, T* S, const int64_t* offset,
-                              int64_t Tn, int64_t K, int64_t J, int64_t C, T scale, int64_t r0,
-                              int64_t r1) {
+CONTRA_INLINE void score_row(const T* p, const T* F, const I* id, T* s, int64_t J, int64_t C,
+                             T scale) {
   constexpr int64_t V = kLanes<T>, U = 8;
   const int64_t Cv = C / V * V;
-  RowCursor cursor(offset, Tn, r0);
-  for (int64_t r = r0; r < r1; ++r) {
-    int64_t b, t;
-    cursor.at(r, b, t);
-    const T* p = P + ((b * Tn + t) * K + (cursor.k - 1)) * C;
-    const I* id = ids + r * J;
-    T* s = S + r * J;
-    int64_t j = 0;
-    for (; j + U <= J; j += U) {
-      const T* f[U];
-      for (int64_t u = 0; u < U; ++u) f[u] = F + static_cast<int64_t>(id[j + u]) * C;
-      Vec<T> acc[U] = {};
-      for (int64_t c = 0; c < Cv; c += V) {
-        const Vec<T> pv = load(p + c);
-        for (int64_t u = 0; u < U; ++u) acc[u] += pv * load(f[u] + c);
-      }
-      for (int64_t u = 0; u < U; ++u) {
-        T x = simd::hsum<T>(acc[u]);
-        for (int64_t c = Cv; c < C; ++c) x += p[c] * f[u][c];
-        s[j + u] = x * scale;
-      }
+  int64_t j = 0;
+  for (; j + U <= J; j += U) {
+    const T* f[U];
+    for (int64_t u = 0; u < U; ++u) f[u] = F + static_cast<int64_t>(id[j + u]) * C;
+    Vec<T> acc[U] = {};
+    for (int64_t c = 0; c < Cv; c += V) {
+      const Vec<T> pv = load(p + c);
+      for (int64_t u = 0; u < U; ++u) acc[u] += pv * load(f[u] + c);
     }
-    for (; j < J; ++j) {
-      const T* f = F + static_cast<int64_t>(id[j]) * C;
-      Vec<T> acc{};
-      for (int64_t c = 0; c < Cv; c += V) acc += load(p + c) * load(f + c);
-      T x = simd::hsum<T>(acc);
-      for (int64_t c = Cv; c < C; ++c) x += p[c] * f[c];
-      s[j] = x * scale;
+    for (int64_t u = 0; u < U; ++u) {
+      T x = simd::hsum<T>(acc[u]);
+      for (int64_t c = Cv; c < C; ++c) x += p[c] * f[u][c];
+      s[j + u] = x * scale;
     }
+  }
+  for (; j < J; ++j) {
+    const T* f = F + static_cast<int64_t>(id[j]) * C;
+    Vec<T> acc{};
+    for (int64_t c = 0; c < Cv; c += V) acc += load(p + c) * load(f + c);
+    T x = simd::hsum<T>(acc);
+    for (int64_t c = Cv; c < C; ++c) x += p[c] * f[c];
+    s[j] = x * scale;
   }
 }
 
+/// dp = Σ_j g[j] f[id[j]] for one row, 4 vectors of dp in registers per pass over the candidates.
 template <class T, class I>
-CONTRA_INLINE void grad_predictions(const T* G, const T* F, const I* ids, T* dP,
-                                    const int64_t* offset, int64_t Tn, int64_t K, int64_t J,
-                                    int64_t C, int64_t r0, int64_t r1) {
+CONTRA_INLINE void weighted_rows(const T* g, const T* F, const I* id, T* dp, int64_t J, int64_t C) {
   constexpr int64_t V = kLanes<T>, U = 4;
+  int64_t c = 0;
+  for (; c + U * V <= C; c += U * V) {
+    Vec<T> acc[U] = {};
+    for (int64_t j = 0; j < J; ++j) {
+      const T* f = F + static_cast<int64_t>(id[j]) * C + c;
+      const T w = g[j];
+      for (int64_t u = 0; u < U; ++u) acc[u] += w * load(f + u * V);
+    }
+    for (int64_t u = 0; u < U; ++u) store(dp + c + u * V, acc[u]);
+  }
+  for (; c + V <= C; c += V) {
+    Vec<T> acc{};
+    for (int64_t j = 0; j < J; ++j) acc += g[j] * load(F + static_cast<int64_t>(id[j]) * C + c);
+    store(dp + c, acc);
+  }
+  for (; c < C; ++c) {
+    T x = 0;
+    for (int64_t j = 0; j < J; ++j) x += g[j] * F[static_cast<int64_t>(id[j]) * C + c];
+    dp[c] = x;
+  }
+}
+
+/// The forward of rows [r0, r1), each row in one go while its candidate rows are in cache: scores
+/// s (scratch, J), ℓ = logsumexp(s) − s₀, correct = s₀ > max_{j≥1} s_j; with `grad`, also the
+/// row's softmax gradient g = softmax(s) − e₀ (into G, for the pool's gradient) and dp = Σ_j g_j
+/// f_j (into dP at the row's (b, t, k) slot): the gradients up to the per-step factor ∂L/∂loss_k /
+/// (M_k τ) that the backward applies.
+template <class T, class I>
+CONTRA_INLINE void forward_rows(const T* P, const T* F, const I* ids, const int64_t* offset,
+                                int64_t Tn, int64_t K, int64_t J, int64_t C, T scale, T* s,
+                                T* row_loss, uint8_t* row_correct, T* G, T* dP, int64_t r0,
+                                int64_t r1) {
+  constexpr int64_t V = kLanes<T>;
+  const int64_t Jv = J / V * V;
   RowCursor cursor(offset, Tn, r0);
   for (int64_t r = r0; r < r1; ++r) {
     int64_t b, t;
     cursor.at(r, b, t);
-    T* dp = dP + ((b * Tn + t) * K + (cursor.k - 1)) * C;
+    const int64_t slot = ((b * Tn + t) * K + (cursor.k - 1)) * C;
     const I* id = ids + r * J;
-    const T* g = G + r * J;
-    int64_t c = 0;
-    for (; c + U * V <= C; c += U * V) {
-      Vec<T> acc[U] = {};
-      for (int64_t j = 0; j < J; ++j) {
-        const T* f = F + static_cast<int64_t>(id[j]) * C + c;
-        const T w = g[j];
-        for (int64_t u = 0; u < U; ++u) acc[u] += w * load(f + u * V);
-      }
-      for (int64_t u = 0; u < U; ++u) store(dp + c + u * V, acc[u]);
+    score_row(P + slot, F, id, s, J, C, scale);
+    // max over the negatives (s₁..), then with the positive, then Σ e^{s − max}.
+    T neg_max = -std::numeric_limits<T>::infinity();
+    {
+      Vec<T> m = simd::splat(neg_max);
+      int64_t j = 1;
+      for (; j + V <= J; j += V) m = simd::vmax<T>(m, load(s + j));
+      for (int64_t u = 0; u < V; ++u) neg_max = std::max(neg_max, m[u]);
+      for (; j < J; ++j) neg_max = std::max(neg_max, s[j]);
     }
-    for (; c + V <= C; c += V) {
-      Vec<T> acc{};
-      for (int64_t j = 0; j < J; ++j) acc += g[j] * load(F + static_cast<int64_t>(id[j]) * C + c);
-      store(dp + c, acc);
+    const T positive = s[0];
+    const T top = std::max(neg_max, positive);
+    Vec<T> sum_v{};
+    const Vec<T> top_v = simd::splat(top);
+    int64_t j = 0;
+    for (; j < Jv; j += V) {
+      const Vec<T> e = simd::exp<T>(load(s + j) - top_v);
+      store(s + j, e);
+      sum_v += e;
     }
-    for (; c < C; ++c) {
-      T x = 0;
-      for (int64_t j = 0; j < J; ++j) x += g[j] * F[static_cast<int64_t>(id[j]) * C + c];
-      dp[c] = x;
+    T sum = simd::hsum<T>(sum_v);
+    for (; j < J; ++j) {
+      s[j] = std::exp(s[j] - top);
+      sum += s[j];
+    }
+    // s now holds e^{s_j − top}.
+    row_loss[r] = top + std::log(sum) - positive;
+    row_correct[r] = positive > neg_max ? 1 : 0;
+    if (G) {
+      T* g = G + r * J;
+      const T inv = T(1) / sum;
+      for (int64_t i = 0; i < J; ++i) g[i] = s[i] * inv;
+      g[0] -= T(1);
+      weighted_rows(g, F, id, dP + slot, J, C);
     }
   }
 }
 
+/// dF[id[r, j], c0:c1] += w_r g[r, j] p_r[c0:c1] over all rows (w_r = step_weight[k(r)]): a thread
+/// owns a channel block, so no two threads write the same element.
 template <class T, class I>
-CONTRA_INLINE void grad_pool(const T* G, const T* P, const I* ids, T* dF, const int64_t* offset,
-                             int64_t Tn, int64_t K, int64_t J, int64_t C, int64_t c0, int64_t c1) {
+CONTRA_INLINE void grad_pool(const T* G, const T* P, const I* ids, const T* step_weight, T* dF,
+                             const int64_t* offset, int64_t Tn, int64_t K, int64_t J, int64_t C,
+                             int64_t c0, int64_t c1) {
   constexpr int64_t V = kLanes<T>, U = 4;
   const int64_t R = offset[K];
   const bool full = c1 - c0 == U * V;
@@ -143,21 +187,22 @@ CONTRA_INLINE void grad_pool(const T* G, const T* P, const I* ids, T* dF, const 
     int64_t b, t;
     cursor.at(r, b, t);
     const T* p = P + ((b * Tn + t) * K + (cursor.k - 1)) * C + c0;
+    const T w = step_weight[cursor.k - 1];
     const I* id = ids + r * J;
     const T* g = G + r * J;
     if (full) {
       Vec<T> pv[U];
-      for (int64_t u = 0; u < U; ++u) pv[u] = load(p + u * V);
+      for (int64_t u = 0; u < U; ++u) pv[u] = w * load(p + u * V);
       for (int64_t j = 0; j < J; ++j) {
         T* d = dF + static_cast<int64_t>(id[j]) * C + c0;
-        const T w = g[j];
-        for (int64_t u = 0; u < U; ++u) store(d + u * V, load(d + u * V) + w * pv[u]);
+        const T gj = g[j];
+        for (int64_t u = 0; u < U; ++u) store(d + u * V, load(d + u * V) + gj * pv[u]);
       }
     } else {
       for (int64_t j = 0; j < J; ++j) {
         T* d = dF + static_cast<int64_t>(id[j]) * C + c0;
-        const T w = g[j];
-        for (int64_t c = 0; c < c1 - c0; ++c) d[c] += w * p[c];
+        const T gj = w * g[j];
+        for (int64_t c = 0; c < c1 - c0; ++c) d[c] += gj * p[c];
       }
     }
   }
@@ -165,20 +210,16 @@ CONTRA_INLINE void grad_pool(const T* G, const T* P, const I* ids, T* dF, const 
 
 // Multi-versioned entry points, one per (dtype, index type).
 #define CONTRA_CPC_KERNELS(T, I, SUFFIX)                                                           \
-  CONTRA_MULTIVERSION void score_##SUFFIX(const T* P, const T* F, const I* ids, T* S,              \
-                                          const int64_t* offset, int64_t Tn, int64_t K, int64_t J, \
-                                          int64_t C, T scale, int64_t r0, int64_t r1) {            \
-    score_rows(P, F, ids, S, offset, Tn, K, J, C, scale, r0, r1);                                  \
+  CONTRA_MULTIVERSION void forward_##SUFFIX(                                                       \
+      const T* P, const T* F, const I* ids, const int64_t* offset, int64_t Tn, int64_t K,          \
+      int64_t J, int64_t C, T scale, T* s, T* row_loss, uint8_t* row_correct, T* G, T* dP,         \
+      int64_t r0, int64_t r1) {                                                                    \
+    forward_rows(P, F, ids, offset, Tn, K, J, C, scale, s, row_loss, row_correct, G, dP, r0, r1);  \
   }                                                                                                \
-  CONTRA_MULTIVERSION void dpred_##SUFFIX(const T* G, const T* F, const I* ids, T* dP,             \
-                                          const int64_t* offset, int64_t Tn, int64_t K, int64_t J, \
-                                          int64_t C, int64_t r0, int64_t r1) {                     \
-    grad_predictions(G, F, ids, dP, offset, Tn, K, J, C, r0, r1);                                  \
-  }                                                                                                \
-  CONTRA_MULTIVERSION void dpool_##SUFFIX(const T* G, const T* P, const I* ids, T* dF,             \
+  CONTRA_MULTIVERSION void dpool_##SUFFIX(const T* G, const T* P, const I* ids, const T* w, T* dF, \
                                           const int64_t* offset, int64_t Tn, int64_t K, int64_t J, \
                                           int64_t C, int64_t c0, int64_t c1) {                     \
-    grad_pool(G, P, ids, dF, offset, Tn, K, J, C, c0, c1);                                         \
+    grad_pool(G, P, ids, w, dF, offset, Tn, K, J, C, c0, c1);                                      \
   }
 CONTRA_CPC_KERNELS(float, int32_t, f_i32)
 CONTRA_CPC_KERNELS(float, int64_t, f_i64)
@@ -188,12 +229,11 @@ CONTRA_CPC_KERNELS(double, int64_t, d_i64)
 
 template <class T, class I>
 struct Kernels;
-#define CONTRA_CPC_TABLE(T, I, SUFFIX)            \
-  template <>                                     \
-  struct Kernels<T, I> {                          \
-    static constexpr auto score = score_##SUFFIX; \
-    static constexpr auto dpred = dpred_##SUFFIX; \
-    static constexpr auto dpool = dpool_##SUFFIX; \
+#define CONTRA_CPC_TABLE(T, I, SUFFIX)                \
+  template <>                                         \
+  struct Kernels<T, I> {                              \
+    static constexpr auto forward = forward_##SUFFIX; \
+    static constexpr auto dpool = dpool_##SUFFIX;     \
   };
 CONTRA_CPC_TABLE(float, int32_t, f_i32)
 CONTRA_CPC_TABLE(float, int64_t, f_i64)
@@ -231,31 +271,55 @@ struct StepInfoNceCpu : public torch::autograd::Function<StepInfoNceCpu> {
     const int64_t B = P.size(0), T = P.size(1), K = P.size(2), C = P.size(3);
     const int64_t R = I.size(0), J = I.size(1);
     const auto offset = row_offsets(B, T, K);
-    auto S = torch::empty({R, J}, P.options());
+    // The gradients are formed here, row by row, while each row's candidates are in cache (the
+    // backward only scales them): G (R, J) the softmax gradients, dP (B, T, K, C) zero where
+    // t ≥ T − k.
+    const bool grad = predictions.requires_grad() || pool.requires_grad();
+    torch::Tensor G, dP;
+    if (grad) {
+      G = torch::empty({R, J}, P.options());
+      dP = torch::zeros_like(P);
+    }
+    auto row_loss = torch::empty({R}, P.options());
+    auto row_correct = torch::empty({R}, torch::kByte);
     dispatch(P, I, [&](auto value_tag, auto id_tag) {
       using V = typename decltype(value_tag)::type;
       using Id = typename decltype(id_tag)::type;
       const V *pp = P.data_ptr<V>(), *fp = F.data_ptr<V>();
       const Id* ip = I.data_ptr<Id>();
-      V* sp = S.data_ptr<V>();
+      V* gp = grad ? G.data_ptr<V>() : nullptr;
+      V* dpp = grad ? dP.data_ptr<V>() : nullptr;
+      V* lp = row_loss.data_ptr<V>();
+      uint8_t* cp = row_correct.data_ptr<uint8_t>();
       const V scale = static_cast<V>(1.0 / temperature);
       at::parallel_for(0, R, row_grain(J, C), [&](int64_t r0, int64_t r1) {
-        Kernels<V, Id>::score(pp, fp, ip, sp, offset.data(), T, K, J, C, scale, r0, r1);
+        std::vector<V> scratch(static_cast<std::size_t>(J));
+        Kernels<V, Id>::forward(pp, fp, ip, offset.data(), T, K, J, C, scale, scratch.data(), lp,
+                                cp, gp, dpp, r0, r1);
       });
     });
-    auto lse = torch::logsumexp(S, 1);  // (R)
-    auto positive = S.select(1, 0);
-    auto row_loss = lse - positive;
-    auto row_correct = positive > std::get<0>(S.narrow(1, 1, J - 1).max(1));
+    // Per-step means, summed in double in row order (no dependence on the thread count).
     auto loss = torch::empty({K}, P.options());
     auto correct = torch::empty({K}, torch::kDouble);
-    for (int64_t k = 1; k <= K; ++k) {
-      const int64_t n = offset[k] - offset[k - 1];
-      loss[k - 1] = row_loss.narrow(0, offset[k - 1], n).mean();
-      correct[k - 1] = row_correct.narrow(0, offset[k - 1], n).to(torch::kDouble).mean();
+    {
+      auto l = row_loss.to(torch::kDouble);
+      const double* lp = l.data_ptr<double>();
+      const uint8_t* cp = row_correct.data_ptr<uint8_t>();
+      double* co = correct.data_ptr<double>();
+      for (int64_t k = 1; k <= K; ++k) {
+        double sum = 0, right = 0;
+        for (int64_t r = offset[k - 1]; r < offset[k]; ++r) {
+          sum += lp[r];
+          right += cp[r];
+        }
+        const double n = static_cast<double>(std::max<int64_t>(1, offset[k] - offset[k - 1]));
+        loss[k - 1] = sum / n;
+        co[k - 1] = right / n;
+      }
     }
-    ctx->save_for_backward({P, F, I, S, lse});
+    if (grad) ctx->save_for_backward({P, I, G, dP});
     ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["pool_rows"] = F.size(0);
     ctx->mark_non_differentiable({correct});
     return {loss, correct};
   }
@@ -263,46 +327,38 @@ struct StepInfoNceCpu : public torch::autograd::Function<StepInfoNceCpu> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const auto &P = saved[0], &F = saved[1], &I = saved[2], &S = saved[3], &lse = saved[4];
+    const auto &P = saved[0], &I = saved[1], &G = saved[2], &dP_unit = saved[3];
     const double temperature = ctx->saved_data["temperature"].toDouble();
     const int64_t B = P.size(0), T = P.size(1), K = P.size(2), C = P.size(3);
-    const int64_t R = I.size(0), J = I.size(1);
+    const int64_t J = I.size(1);
     const auto offset = row_offsets(B, T, K);
-    // Per-row weight ∂L/∂loss_k / (M_k τ), then g = (softmax(s) − e₀) · weight: (R, J).
-    auto counts = torch::empty({K}, torch::kLong);
-    for (int64_t k = 1; k <= K; ++k) counts[k - 1] = offset[k] - offset[k - 1];
-    auto step_weight = grads[0].to(P.scalar_type()).contiguous() /
-                       (counts.clamp_min(1).to(P.scalar_type()) * temperature);
-    auto weight = torch::repeat_interleave(step_weight, counts, 0, R);  // (R)
-    auto G = torch::exp(S - lse.unsqueeze(1));
-    G.select(1, 0).sub_(1);
-    G.mul_(weight.unsqueeze(1));
+    // Per-step factor ∂L/∂loss_k / (M_k τ).
+    auto counts = torch::empty({K}, torch::kDouble);
+    for (int64_t k = 1; k <= K; ++k) {
+      counts[k - 1] = static_cast<double>(std::max<int64_t>(1, offset[k] - offset[k - 1]));
+    }
+    auto step_weight =
+        (grads[0].to(torch::kDouble) / (counts * temperature)).to(P.scalar_type()).contiguous();
     torch::Tensor dP, dF;
-    dispatch(P, I, [&](auto value_tag, auto id_tag) {
-      using V = typename decltype(value_tag)::type;
-      using Id = typename decltype(id_tag)::type;
-      const V *gp = G.data_ptr<V>(), *pp = P.data_ptr<V>(), *fp = F.data_ptr<V>();
-      const Id* ip = I.data_ptr<Id>();
-      if (ctx->needs_input_grad(0)) {
-        dP = torch::zeros_like(P);  // anchors t ≥ T − k of step k have no row
-        V* dpp = dP.data_ptr<V>();
-        at::parallel_for(0, R, row_grain(J, C), [&](int64_t r0, int64_t r1) {
-          Kernels<V, Id>::dpred(gp, fp, ip, dpp, offset.data(), T, K, J, C, r0, r1);
-        });
-      }
-      if (ctx->needs_input_grad(1)) {
-        dF = torch::zeros_like(F);
+    if (ctx->needs_input_grad(0)) dP = dP_unit * step_weight.view({1, 1, K, 1});
+    if (ctx->needs_input_grad(1)) {
+      dF = torch::zeros({ctx->saved_data["pool_rows"].toInt(), C}, P.options());
+      dispatch(P, I, [&](auto value_tag, auto id_tag) {
+        using V = typename decltype(value_tag)::type;
+        using Id = typename decltype(id_tag)::type;
+        const V *gp = G.data_ptr<V>(), *pp = P.data_ptr<V>(), *wp = step_weight.data_ptr<V>();
+        const Id* ip = I.data_ptr<Id>();
         V* dfp = dF.data_ptr<V>();
         constexpr int64_t width = 4 * kLanes<V>;
         const int64_t blocks = (C + width - 1) / width;
         at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
           for (int64_t blk = b0; blk < b1; ++blk) {
-            Kernels<V, Id>::dpool(gp, pp, ip, dfp, offset.data(), T, K, J, C, blk * width,
+            Kernels<V, Id>::dpool(gp, pp, ip, wp, dfp, offset.data(), T, K, J, C, blk * width,
                                   std::min(C, (blk + 1) * width));
           }
         });
-      }
-    });
+      });
+    }
     return {dP, dF, torch::Tensor(), torch::Tensor()};
   }
 };

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "contra/core/parallel.h"
 #include "contra/core/simd.h"
 
 #if defined(__GNUC__)
@@ -217,22 +218,77 @@ CONTRA_INLINE void lstm_gates_backward(const T* dout, const T* saved, T* dh, T* 
   }
 }
 
-#define CONTRA_RNN_KERNELS(T, SUFFIX)                                                           \
-  CONTRA_MULTIVERSION void gru_fwd_##SUFFIX(const T* gi, const T* gh, T* out, T* saved,         \
-                                            StepShape s) {                                      \
-    gru_gates_forward(gi, gh, out, saved, s);                                                   \
-  }                                                                                             \
-  CONTRA_MULTIVERSION void gru_bwd_##SUFFIX(const T* dout, const T* out, const T* saved, T* dh, \
-                                            T* dgi, T* dgh, StepShape s) {                      \
-    gru_gates_backward(dout, out, saved, dh, dgi, dgh, s);                                      \
-  }                                                                                             \
-  CONTRA_MULTIVERSION void lstm_fwd_##SUFFIX(const T* gi, const T* gh, T* out, T* saved,        \
-                                             StepShape s) {                                     \
-    lstm_gates_forward(gi, gh, out, saved, s);                                                  \
-  }                                                                                             \
-  CONTRA_MULTIVERSION void lstm_bwd_##SUFFIX(const T* dout, const T* saved, T* dh, T* dc,       \
-                                             T* dgate, StepShape s) {                           \
-    lstm_gates_backward(dout, saved, dh, dc, dgate, s);                                         \
+// ---- the recurrent product
+// ------------------------------------------------------------------------ out[b, n0:n1] (+)= Σ_k
+// a[b, k] m[k, n0:n1] (+ bias) for the few rows of a step (B ≤ 8 per pass): a row-major (K, N) m is
+// streamed once per pass, each vector of it feeding B multiply-adds with a broadcast of a[b, k]. A
+// general GEMM packs the whole (H, G·H) matrix on every call, which at B = 8 costs more than the
+// arithmetic.
+
+constexpr int64_t kRows = 8;
+
+template <class T>
+CONTRA_INLINE void rows_times_matrix(const T* a, int64_t lda, int64_t B, const T* m, int64_t K,
+                                     int64_t N, const T* bias, bool accumulate, T* out, int64_t ldo,
+                                     int64_t n0, int64_t n1) {
+  constexpr int64_t V = kLanes<T>;
+  for (int64_t b0 = 0; b0 < B; b0 += kRows) {
+    const int64_t rows = std::min(kRows, B - b0);
+    const T* ab = a + b0 * lda;
+    T* ob = out + b0 * ldo;
+    int64_t n = n0;
+    for (; n + V <= n1; n += V) {
+      Vec<T> acc[kRows];
+      const Vec<T> init = bias ? load(bias + n) : Vec<T>{};
+      for (int64_t r = 0; r < kRows; ++r) acc[r] = init;
+      if (rows == kRows) {
+        for (int64_t k = 0; k < K; ++k) {
+          const Vec<T> mv = load(m + k * N + n);
+          for (int64_t r = 0; r < kRows; ++r) acc[r] += ab[r * lda + k] * mv;
+        }
+      } else {
+        for (int64_t k = 0; k < K; ++k) {
+          const Vec<T> mv = load(m + k * N + n);
+          for (int64_t r = 0; r < rows; ++r) acc[r] += ab[r * lda + k] * mv;
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        T* o = ob + r * ldo + n;
+        store(o, accumulate ? load(o) + acc[r] : acc[r]);
+      }
+    }
+    for (; n < n1; ++n) {
+      for (int64_t r = 0; r < rows; ++r) {
+        T x = bias ? bias[n] : T(0);
+        for (int64_t k = 0; k < K; ++k) x += ab[r * lda + k] * m[k * N + n];
+        T& o = ob[r * ldo + n];
+        o = accumulate ? o + x : x;
+      }
+    }
+  }
+}
+
+#define CONTRA_RNN_KERNELS(T, SUFFIX)                                                              \
+  CONTRA_MULTIVERSION void gru_fwd_##SUFFIX(const T* gi, const T* gh, T* out, T* saved,            \
+                                            StepShape s) {                                         \
+    gru_gates_forward(gi, gh, out, saved, s);                                                      \
+  }                                                                                                \
+  CONTRA_MULTIVERSION void gru_bwd_##SUFFIX(const T* dout, const T* out, const T* saved, T* dh,    \
+                                            T* dgi, T* dgh, StepShape s) {                         \
+    gru_gates_backward(dout, out, saved, dh, dgi, dgh, s);                                         \
+  }                                                                                                \
+  CONTRA_MULTIVERSION void lstm_fwd_##SUFFIX(const T* gi, const T* gh, T* out, T* saved,           \
+                                             StepShape s) {                                        \
+    lstm_gates_forward(gi, gh, out, saved, s);                                                     \
+  }                                                                                                \
+  CONTRA_MULTIVERSION void lstm_bwd_##SUFFIX(const T* dout, const T* saved, T* dh, T* dc,          \
+                                             T* dgate, StepShape s) {                              \
+    lstm_gates_backward(dout, saved, dh, dc, dgate, s);                                            \
+  }                                                                                                \
+  CONTRA_MULTIVERSION void rows_mm_##SUFFIX(const T* a, int64_t lda, int64_t B, const T* m,        \
+                                            int64_t K, int64_t N, const T* bias, bool acc, T* out, \
+                                            int64_t ldo, int64_t n0, int64_t n1) {                 \
+    rows_times_matrix(a, lda, B, m, K, N, bias, acc, out, ldo, n0, n1);                            \
   }
 CONTRA_RNN_KERNELS(float, f)
 CONTRA_RNN_KERNELS(double, d)
@@ -246,6 +302,7 @@ struct Kernels<float> {
   static constexpr auto gru_bwd = gru_bwd_f;
   static constexpr auto lstm_fwd = lstm_fwd_f;
   static constexpr auto lstm_bwd = lstm_bwd_f;
+  static constexpr auto rows_mm = rows_mm_f;
 };
 template <>
 struct Kernels<double> {
@@ -253,6 +310,7 @@ struct Kernels<double> {
   static constexpr auto gru_bwd = gru_bwd_d;
   static constexpr auto lstm_fwd = lstm_fwd_d;
   static constexpr auto lstm_bwd = lstm_bwd_d;
+  static constexpr auto rows_mm = rows_mm_d;
 };
 
 template <class F>
@@ -273,19 +331,48 @@ torch::Tensor input_projection(const torch::Tensor& x, const torch::Tensor& w_ih
   return gi.view({B, T, w_ih.size(0)});
 }
 
-/// The recurrent product of step t into gh (B, G·H): h_{t−1} W_hhᵀ + b_hh (h₋₁ = 0).
+/// out (B, N) (+)= a (B, K) × m (K, N) (+ bias): a's rows `lda` apart, out's `ldo`; m row-major
+/// and contiguous. Few rows: the kernel above, columns split over the threads; more: ATen's GEMM.
+void rows_times(const torch::Tensor& a, const torch::Tensor& m, const torch::Tensor& bias,
+                bool accumulate, torch::Tensor& out) {
+  const int64_t B = a.size(0), K = m.size(0), N = m.size(1);
+  if (B > 2 * kRows) {
+    if (accumulate) {
+      out.addmm_(a, m);
+    } else if (bias.defined()) {
+      torch::addmm_out(out, bias, a, m);
+    } else {
+      torch::mm_out(out, a, m);
+    }
+    return;
+  }
+  dispatch(a, [&](auto tag) {
+    using V = decltype(tag);
+    const V* ap = a.data_ptr<V>();
+    const V* mp = m.data_ptr<V>();
+    const V* bp = bias.defined() ? bias.data_ptr<V>() : nullptr;
+    V* op = out.data_ptr<V>();
+    const int64_t lda = a.stride(0), ldo = out.stride(0);
+    constexpr int64_t L = kLanes<V>;
+    const int64_t blocks = (N + L - 1) / L;
+    // Parallel over column blocks only when each thread gets ~32k multiply-adds or more.
+    at::parallel_for(0, blocks, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, B * K * L)),
+                     [&](int64_t c0, int64_t c1) {
+                       Kernels<V>::rows_mm(ap, lda, B, mp, K, N, bp, accumulate, op, ldo, c0 * L,
+                                           std::min(N, c1 * L));
+                     });
+  });
+}
+
+/// The recurrent product of step t into gh (B, G·H): h_{t−1} W_hhᵀ + b_hh (h₋₁ = 0); w_hh_t is
+/// W_hhᵀ, contiguous (H, G·H).
 void recurrent_projection(const torch::Tensor& out, int64_t t, const torch::Tensor& w_hh_t,
                           const torch::Tensor& b_hh, torch::Tensor& gh) {
   if (t == 0) {
     b_hh.defined() ? gh.copy_(b_hh.expand_as(gh)) : gh.zero_();
     return;
   }
-  auto prev = out.select(1, t - 1);  // (B, H), rows T·H apart
-  if (b_hh.defined()) {
-    torch::addmm_out(gh, b_hh, prev, w_hh_t);
-  } else {
-    torch::mm_out(gh, prev, w_hh_t);
-  }
+  rows_times(out.select(1, t - 1), w_hh_t, b_hh, /*accumulate=*/false, gh);
 }
 
 /// The gradients common to both cells, from the pre-activation gradients of all steps:
@@ -317,7 +404,7 @@ struct GruCpu : public torch::autograd::Function<GruCpu> {
                                const torch::Tensor& b_ih, const torch::Tensor& b_hh) {
     const int64_t B = x.size(0), T = x.size(1), H = w_hh.size(1);
     auto gi = input_projection(x, w_ih, b_ih);
-    auto w_hh_t = w_hh.t();
+    auto w_hh_t = w_hh.t().contiguous();
     auto out = torch::empty({B, T, H}, x.options());
     auto saved = torch::empty({B, T, 4 * H}, x.options());
     auto gh = torch::empty({B, 3 * H}, x.options());
@@ -341,6 +428,7 @@ struct GruCpu : public torch::autograd::Function<GruCpu> {
     auto dout = grads[0].contiguous();
     auto dh = torch::zeros({B, H}, x.options());
     auto dgi = torch::empty({B, T, 3 * H}, x.options()), dgh = torch::empty_like(dgi);
+    auto w_hh_c = w_hh.contiguous();
     for (int64_t t = T - 1; t >= 0; --t) {
       dispatch(x, [&](auto tag) {
         using V = decltype(tag);
@@ -348,7 +436,7 @@ struct GruCpu : public torch::autograd::Function<GruCpu> {
                             dh.data_ptr<V>(), dgi.data_ptr<V>(), dgh.data_ptr<V>(),
                             StepShape{B, T, H, t});
       });
-      if (t > 0) dh.addmm_(dgh.select(1, t), w_hh);  // dh_{t−1} += dgh_t W_hh
+      if (t > 0) rows_times(dgh.select(1, t), w_hh_c, {}, true, dh);  // dh_{t−1} += dgh_t W_hh
     }
     return weight_gradients(ctx, x, w_ih, dgi, dgh, out);
   }
@@ -360,7 +448,7 @@ struct LstmCpu : public torch::autograd::Function<LstmCpu> {
                                const torch::Tensor& b_ih, const torch::Tensor& b_hh) {
     const int64_t B = x.size(0), T = x.size(1), H = w_hh.size(1);
     auto gi = input_projection(x, w_ih, b_ih);
-    auto w_hh_t = w_hh.t();
+    auto w_hh_t = w_hh.t().contiguous();
     auto out = torch::empty({B, T, H}, x.options());
     auto saved = torch::empty({B, T, 6 * H}, x.options());
     auto gh = torch::empty({B, 4 * H}, x.options());
@@ -384,13 +472,14 @@ struct LstmCpu : public torch::autograd::Function<LstmCpu> {
     auto dout = grads[0].contiguous();
     auto dh = torch::zeros({B, H}, x.options()), dc = torch::zeros({B, H}, x.options());
     auto dgate = torch::empty({B, T, 4 * H}, x.options());
+    auto w_hh_c = w_hh.contiguous();
     for (int64_t t = T - 1; t >= 0; --t) {
       dispatch(x, [&](auto tag) {
         using V = decltype(tag);
         Kernels<V>::lstm_bwd(dout.data_ptr<V>(), saved.data_ptr<V>(), dh.data_ptr<V>(),
                              dc.data_ptr<V>(), dgate.data_ptr<V>(), StepShape{B, T, H, t});
       });
-      if (t > 0) dh.addmm_(dgate.select(1, t), w_hh);  // dh_{t−1} = dgate_t W_hh
+      if (t > 0) rows_times(dgate.select(1, t), w_hh_c, {}, true, dh);  // dh_{t−1} = dgate_t W_hh
     }
     return weight_gradients(ctx, x, w_ih, dgate, dgate, out);
   }

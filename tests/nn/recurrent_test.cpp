@@ -57,7 +57,8 @@ TEST_F(RecurrentTest, GruMatchesTorchGruInFloatAndDouble) {
   compare(true, torch::kFloat, 8, 128, 256, 256, 1e-5);  // the paper size
   compare(true, torch::kFloat, 3, 7, 5, 19, 1e-5);       // vector tails
   compare(true, torch::kDouble, 2, 9, 6, 21, 1e-12);
-  compare(true, torch::kFloat, 4, 1, 8, 16, 1e-5);  // one step
+  compare(true, torch::kFloat, 4, 1, 8, 16, 1e-5);   // one step
+  compare(true, torch::kFloat, 20, 6, 8, 16, 1e-5);  // more rows than the step kernel takes
 }
 
 TEST_F(RecurrentTest, LstmMatchesTorchLstmInFloatAndDouble) {
@@ -65,6 +66,7 @@ TEST_F(RecurrentTest, LstmMatchesTorchLstmInFloatAndDouble) {
   compare(false, torch::kFloat, 3, 7, 5, 19, 1e-5);
   compare(false, torch::kDouble, 2, 9, 6, 21, 1e-12);
   compare(false, torch::kFloat, 4, 1, 8, 16, 1e-5);
+  compare(false, torch::kFloat, 11, 6, 8, 16, 1e-5);  // 8 rows, then 3
 }
 
 TEST_F(RecurrentTest, FiniteDifferenceGradientsInDouble) {
