@@ -9,6 +9,7 @@
 // backward,
 //                             on fixed z (8, 128, 256) and predictions (8, 128, 12, 256).
 // BM_EncoderContext:          encoder + GRU forward + backward alone (no loss).
+// BM_BatchNormRelu/<0 fused|1 aten>: BatchNorm + ReLU at the first layer's size.
 // BM_Encoder:                 the conv encoder alone; BM_Context/<0 gru|1 lstm>: the context
 //                             network alone on fixed z (8, 128, 256).
 // BM_TrainStep/<mode>:        the full step: forward, loss, backward, Adam.
@@ -24,6 +25,7 @@
 
 #include "contra/core/runtime.h"
 #include "contra/method/cpc_audio.h"
+#include "contra/nn/batch_norm_relu.h"
 
 namespace {
 
@@ -133,6 +135,23 @@ void BM_Context(benchmark::State& state) {
   state.SetLabel(cfg.context.type);
 }
 BENCHMARK(BM_Context)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// BatchNorm + ReLU forward + backward at the first layer's size (8, 256, 4096): 0 the fused op,
+/// 1 ATen's batch_norm then relu.
+void BM_BatchNormRelu(benchmark::State& state) {
+  auto x = torch::randn({kBatch, kChannels, 4096}, torch::requires_grad());
+  auto g = torch::randn({kBatch, kChannels, 4096});
+  auto w = torch::ones({kChannels}, torch::requires_grad()), b = torch::zeros({kChannels});
+  auto rm = torch::zeros({kChannels}), rv = torch::ones({kChannels});
+  for (auto _ : state) {
+    auto y = state.range(0) == 0
+                 ? contra::nn::functional::batch_norm_relu(x, w, b, rm, rv, true, 0.1, 1e-5)
+                 : torch::relu(torch::batch_norm(x, w, b, rm, rv, true, 0.1, 1e-5, false));
+    y.backward(g);
+  }
+  state.SetLabel(state.range(0) == 0 ? "fused" : "aten");
+}
+BENCHMARK(BM_BatchNormRelu)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_TrainStep(benchmark::State& state) {
   const char* mode_name = kModes[state.range(0)];
