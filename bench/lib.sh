@@ -26,7 +26,7 @@ bench_begin() {  # title
   BENCH_LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
   echo "$1"
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
-    "flags $(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo | head -1)$(grep -q -w avx512_bf16 /proc/cpuinfo && echo '+avx512_bf16')"
+    "vector units $(grep -q -w avx512f /proc/cpuinfo && echo avx512f || (grep -q -w avx2 /proc/cpuinfo && echo avx2 || echo baseline))$(grep -q -w avx512_bf16 /proc/cpuinfo && echo '+avx512_bf16')$(grep -q -w amx_bf16 /proc/cpuinfo && echo '+amx_bf16')"
   echo "BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)" \
     "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}); $(date -u '+%F %H:%M UTC')"
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -47,24 +47,37 @@ EOF
   echo "sgemm peak, $t thread(s): $g GFLOP/s (PyTorch 2048² matmul, same BLAS)"
 }
 
-# bench_run threads name command... : the command prints one number (the throughput) on its last
-# line of stdout; its stderr goes to $BENCH_DIR/err. Records value, wall time and foreign load.
+# bench_run threads name command... : the command (a program or a shell function) prints one
+# number (the throughput) on the last line of its stdout; its stderr goes to $BENCH_DIR/err.
+# Records value, wall time and the CPU that other processes used meanwhile.
+bench_children_cpu() {  # user + system seconds of this shell's finished children, into $BENCH_CPU
+  # (`times` must run in this shell: inside $(...) it would describe the subshell instead)
+  times >"$BENCH_DIR/times"
+  BENCH_CPU=$(tail -n 1 "$BENCH_DIR/times" |
+    awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } } END { printf "%.3f", s }')
+}
 bench_run() {
   local t=$1 name=$2
   shift 2
-  local before after value
-  before=$(bench_busy_jiffies)
-  if ! /usr/bin/time -f '%U %S %e' -o "$BENCH_DIR/time" "$@" >"$BENCH_DIR/out" 2>"$BENCH_DIR/err"; then
+  local busy0 busy1 cpu0 cpu1 wall0 wall1 value
+  busy0=$(bench_busy_jiffies)
+  bench_children_cpu
+  cpu0=$BENCH_CPU
+  wall0=$(date +%s.%N)
+  if ! ("$@") >"$BENCH_DIR/out" 2>"$BENCH_DIR/err"; then
     echo "bench: '$name' failed:" >&2
     tail -5 "$BENCH_DIR/err" >&2
     return 1
   fi
-  after=$(bench_busy_jiffies)
+  wall1=$(date +%s.%N)
+  bench_children_cpu
+  cpu1=$BENCH_CPU
+  busy1=$(bench_busy_jiffies)
   value=$(tail -n 1 "$BENCH_DIR/out")
-  read -r user sys wall <"$BENCH_DIR/time"
   local foreign
-  foreign=$(awk -v b="$before" -v a="$after" -v u="$user" -v s="$sys" -v w="$wall" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { f = ((a - b) / hz - u - s) / (w > 0 ? w : 1); if (f < 0) f = 0; printf "%.3f", f }')
+  foreign=$(awk -v b0="$busy0" -v b1="$busy1" -v c0="$cpu0" -v c1="$cpu1" -v w0="$wall0" -v w1="$wall1" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN { w = w1 - w0; f = ((b1 - b0) / hz - (c1 - c0)) / (w > 0 ? w : 1);
+      if (f < 0) f = 0; printf "%.3f", f }')
   printf '%s\t%s\t%s\t%s\n' "$t" "$name" "$value" "$foreign" >>"$BENCH_RESULTS"
 }
 

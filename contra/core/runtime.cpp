@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <thread>
 
@@ -91,6 +92,7 @@ RuntimeInfo runtime_info(bool measure) {
   info.cuda_devices = info.cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.allocator_tuned = g_allocator_tuned.load();
   info.fast_bf16 = cpu_has_fast_bf16();
+  info.amx_bf16 = cpu_has_amx_bf16();
 
   std::string blas;
   dl_iterate_phdr(find_blas, &blas);
@@ -136,27 +138,39 @@ RuntimeInfo runtime_info(bool measure) {
   return info;
 }
 
-bool cpu_has_fast_bf16() {
-  static const bool fast = [] {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("flags", 0) != 0) continue;
-      std::istringstream words(line);
-      std::string w;
-      while (words >> w) {
-        if (w == "amx_bf16" || w == "avx512_bf16") return true;
+namespace {
+/// Whether the first CPU's flags in /proc/cpuinfo include any of `names`.
+bool cpu_flag(std::initializer_list<const char*> names) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w) {
+      for (const char* name : names) {
+        if (w == name) return true;
       }
-      return false;  // the first CPU's flags speak for all
     }
-    return false;
-  }();
+    return false;  // the first CPU's flags speak for all
+  }
+  return false;
+}
+}  // namespace
+
+bool cpu_has_fast_bf16() {
+  static const bool fast = cpu_flag({"amx_bf16", "avx512_bf16"});
   return fast;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool amx = cpu_flag({"amx_bf16"});
+  return amx;
 }
 
 bool resolve_bf16(const std::string& precision, const c10::Device& device) {
   if (precision == "bfloat16") return true;
-  if (precision == "auto") return device.is_cpu() && cpu_has_fast_bf16();
+  if (precision == "auto") return device.is_cpu() && cpu_has_amx_bf16();
   return false;
 }
 

@@ -28,9 +28,14 @@ void seed_everything(std::uint64_t seed);
 /// slower than float32. Cached after the first call.
 bool cpu_has_fast_bf16();
 
+/// True when this CPU has AMX-BF16 matrix units (/proc/cpuinfo's flags; false elsewhere): there a
+/// bf16 product runs several times faster than float32. Cached after the first call.
+bool cpu_has_amx_bf16();
+
 /// Resolves a precision setting "float32" | "bfloat16" | "auto" for tensors on `device`: "auto" is
-/// bfloat16 on a CPU with cpu_has_fast_bf16(), float32 otherwise (and on GPUs). Returns true for
-/// bf16.
+/// bfloat16 on a CPU with AMX-BF16 (cpu_has_amx_bf16()), float32 otherwise and on GPUs. (With
+/// AVX512-BF16 alone, CPC's float32 fused kernels measured as fast as its bf16 products:
+/// docs/cpc.md.) Returns true for bf16.
 bool resolve_bf16(const std::string& precision, const c10::Device& device);
 
 /// What `contra env` reports.
@@ -49,6 +54,7 @@ struct RuntimeInfo {
   int cuda_devices = 0;
   bool allocator_tuned = false;
   bool fast_bf16 = false;  // cpu_has_fast_bf16()
+  bool amx_bf16 = false;   // cpu_has_amx_bf16()
 };
 
 /// Collects the facts above; `measure` times a matmul (~0.1 s).

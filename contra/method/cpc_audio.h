@@ -86,7 +86,7 @@ struct CpcLossConfig {
   void visit(V& v) {
     v("temperature", temperature, "InfoNCE temperature on raw dot products (> 0; CPC 1.0)");
     v("precision", precision,
-      "float32 | bfloat16 | auto (bf16 on CPUs with AMX/AVX512-BF16, else float32): dtype of the "
+      "float32 | bfloat16 | auto (bf16 on CPUs with AMX-BF16, else float32): dtype of the "
       "W_k product and the scoring products (bf16 inputs, fp32 "
       "accumulation; the softmax stays float32; parameters stay float32). Several times faster on "
       "CPUs with AMX / AVX-512-BF16, slower on CPUs without; see docs/cpc.md for its accuracy");

@@ -278,7 +278,8 @@ struct StepInfoNceCpu : public torch::autograd::Function<StepInfoNceCpu> {
     torch::Tensor G, dP;
     if (grad) {
       G = torch::empty({R, J}, P.options());
-      dP = torch::zeros_like(P);
+      dP = torch::empty_like(P);
+      for (int64_t k = 1; k <= K; ++k) dP.select(2, k - 1).narrow(1, T - k, k).zero_();
     }
     auto row_loss = torch::empty({R}, P.options());
     auto row_correct = torch::empty({R}, torch::kByte);

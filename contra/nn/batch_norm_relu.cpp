@@ -283,11 +283,11 @@ struct BatchNormReluCpu : public torch::autograd::Function<BatchNormReluCpu> {
 torch::Tensor batch_norm_relu(const torch::Tensor& x, const torch::Tensor& weight,
                               const torch::Tensor& bias, const torch::Tensor& running_mean,
                               const torch::Tensor& running_var, bool training, double momentum,
-                              double eps) {
+                              double eps, const torch::Tensor& input_bias) {
   TORCH_CHECK(x.dim() == 2 || x.dim() == 3, "batch_norm_relu: x must be (N, C) or (N, C, L), got ",
               x.sizes());
   const int64_t C = x.size(1);
-  for (const auto* t : {&weight, &bias, &running_mean, &running_var}) {
+  for (const auto* t : {&weight, &bias, &running_mean, &running_var, &input_bias}) {
     TORCH_CHECK(!t->defined() || (t->dim() == 1 && t->size(0) == C),
                 "batch_norm_relu: per-channel tensors must be (", C, "), got ", t->sizes());
   }
@@ -298,7 +298,10 @@ torch::Tensor batch_norm_relu(const torch::Tensor& x, const torch::Tensor& weigh
                      (type == torch::kFloat || type == torch::kDouble) &&
                      (!weight.defined() || weight.scalar_type() == type) && x.size(0) > 0;
   if (!fused) {
-    return torch::relu(torch::batch_norm(x, weight, bias, running_mean, running_var, training,
+    auto shape = std::vector<int64_t>(static_cast<std::size_t>(x.dim()), 1);
+    shape[1] = C;
+    auto input = input_bias.defined() ? x + input_bias.detach().view(shape) : x;
+    return torch::relu(torch::batch_norm(input, weight, bias, running_mean, running_var, training,
                                          momentum, eps, /*cudnn_enabled=*/true));
   }
   auto x3 = (x.dim() == 2 ? x.unsqueeze(2) : x).contiguous();
@@ -308,7 +311,8 @@ torch::Tensor batch_norm_relu(const torch::Tensor& x, const torch::Tensor& weigh
     torch::NoGradGuard no_grad;
     const double count = static_cast<double>(x3.size(0) * x3.size(2));
     if (running_mean.defined()) {
-      running_mean.mul_(1 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
+      auto batch_mean = input_bias.defined() ? mean + input_bias.to(torch::kDouble) : mean;
+      running_mean.mul_(1 - momentum).add_(batch_mean.to(running_mean.scalar_type()), momentum);
     }
     if (running_var.defined()) {
       running_var.mul_(1 - momentum)

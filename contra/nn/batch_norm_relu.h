@@ -20,9 +20,15 @@ namespace contra::nn::functional {
 ///
 ///   auto y = batch_norm_relu(conv(x), bn->weight, bn->bias, bn->running_mean, bn->running_var,
 ///                            bn->is_training(), 0.1, 1e-5);
+///
+/// input_bias (C), optional: a per-channel bias the caller left out of x (the bias of the
+/// convolution before, which batch statistics cancel exactly: training-mode outputs and gradients
+/// do not depend on it). The running mean is updated with the mean of x + input_bias, so eval mode,
+/// which uses the running statistics, sees the layer as if the bias had been added; the bias gets
+/// no gradient (it has none).
 torch::Tensor batch_norm_relu(const torch::Tensor& x, const torch::Tensor& weight,
                               const torch::Tensor& bias, const torch::Tensor& running_mean,
                               const torch::Tensor& running_var, bool training, double momentum,
-                              double eps);
+                              double eps, const torch::Tensor& input_bias = {});
 
 }  // namespace contra::nn::functional

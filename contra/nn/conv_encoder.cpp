@@ -10,7 +10,8 @@ namespace {
 
 /// relu(bn(x)) through the fused kernel, with the module's own running statistics and counter
 /// (what torch::nn::BatchNorm1d::forward does, momentum unset meaning a cumulative average).
-torch::Tensor batch_norm_relu(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x) {
+torch::Tensor batch_norm_relu(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x,
+                              const torch::Tensor& input_bias) {
   const auto& o = bn.options;
   double momentum = o.momentum().value_or(0.0);
   if (bn.is_training() && o.track_running_stats()) {
@@ -20,7 +21,7 @@ torch::Tensor batch_norm_relu(torch::nn::BatchNorm1dImpl& bn, const torch::Tenso
   }
   return functional::batch_norm_relu(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
                                      bn.is_training() || !o.track_running_stats(), momentum,
-                                     o.eps());
+                                     o.eps(), input_bias);
 }
 
 }  // namespace
@@ -86,11 +87,15 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& input) {
   auto cast = [&](const torch::Tensor& t) {
     return bf16 && t.defined() ? t.to(torch::kBFloat16) : t;
   };
+  // Batch norm in training mode cancels the conv bias exactly: the conv runs without it and the
+  // fused BatchNorm + ReLU keeps it in the running mean only (the bias gets no gradient, as it has
+  // none).
+  const bool fold_bias = options.norm() == "batch" && !bf16 && is_training();
   torch::Tensor x = cast(input);
   for (std::size_t i = 0; i < convs_->size(); ++i) {
     auto conv = convs_[i]->as<torch::nn::Conv1d>();
-    x = torch::conv1d(x, cast(conv->weight), cast(conv->bias), options.strides()[i],
-                      options.paddings()[i]);  // (B, C, L)
+    x = torch::conv1d(x, cast(conv->weight), fold_bias ? torch::Tensor() : cast(conv->bias),
+                      options.strides()[i], options.paddings()[i]);  // (B, C, L)
     if (layer) {
       // Normalise each frame over its channels: LayerNorm on (B, L, C), then back to (B, C, L).
       auto norm = norms_[i]->as<torch::nn::LayerNorm>();
@@ -105,7 +110,8 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& input) {
         // Batch statistics and running buffers stay in float32.
         x = cast(norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x.to(dtype))).relu_();
       } else {
-        x = batch_norm_relu(*norms_[i]->as<torch::nn::BatchNorm1d>(), x);
+        x = batch_norm_relu(*norms_[i]->as<torch::nn::BatchNorm1d>(), x,
+                            fold_bias ? conv->bias : torch::Tensor());
       }
     }
   }

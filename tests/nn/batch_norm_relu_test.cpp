@@ -140,6 +140,47 @@ TEST_F(BatchNormReluTest, EncoderWithBatchNormMatchesTheModuleFormulation) {
   EXPECT_EQ(b1["norms.0.num_batches_tracked"].item<int64_t>(), 1);
 }
 
+TEST_F(BatchNormReluTest, AnInputBiasLeftOutChangesOnlyTheRunningMean) {
+  // The conv bias before a training-mode batch norm cancels: leaving it out of x and passing it as
+  // input_bias gives the same output, gradient and running statistics as adding it to x.
+  for (bool fused : {true, false}) {
+    auto x = torch::randn({4, 5, 33}, fused ? torch::kFloat : torch::kDouble).requires_grad_();
+    auto bias = torch::randn({5}, x.options().requires_grad(false)) * 3;
+    auto w = torch::rand({5}, x.options()) + 0.5, b = torch::randn({5}, x.options());
+    auto rm1 = torch::zeros({5}, x.options()), rv1 = torch::ones({5}, x.options());
+    auto rm2 = rm1.clone(), rv2 = rv1.clone();
+    auto x2 = x.detach().clone().requires_grad_();
+    auto y1 = functional::batch_norm_relu(x, w, b, rm1, rv1, true, 0.1, 1e-5, bias);
+    auto y2 =
+        functional::batch_norm_relu(x2 + bias.view({1, 5, 1}), w, b, rm2, rv2, true, 0.1, 1e-5);
+    EXPECT_TRUE(torch::allclose(y1, y2, 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(rm1, rm2, 1e-6, 1e-6));
+    EXPECT_TRUE(torch::allclose(rv1, rv2, 1e-5, 1e-5));
+    auto g = torch::randn_like(y1);
+    (y1 * g).sum().backward();
+    (y2 * g).sum().backward();
+    EXPECT_TRUE(torch::allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
+  }
+}
+
+TEST_F(BatchNormReluTest, EncoderConvBiasGetsNoGradientButServesEvalMode) {
+  ConvEncoder enc(ConvEncoderOptions().channels(8).norm("batch"));
+  auto x = torch::randn({2, 1, 4000});
+  enc->forward(x).sum().backward();
+  auto params = enc->named_parameters();
+  EXPECT_FALSE(params["convs.0.bias"].grad().defined());
+  EXPECT_TRUE(params["convs.0.weight"].grad().defined());
+  // Eval mode adds the bias and subtracts the running mean, which holds it: shifting a conv bias
+  // after training (running mean unchanged) shifts the eval output.
+  enc->eval();
+  auto before = enc->forward(x);
+  {
+    torch::NoGradGuard no_grad;
+    params["convs.4.bias"].add_(1.0);
+  }
+  EXPECT_FALSE(torch::allclose(enc->forward(x), before));
+}
+
 TEST_F(BatchNormReluTest, BadShapesThrow) {
   EXPECT_THROW(functional::batch_norm_relu(torch::randn({4}), {}, {}, {}, {}, true, 0.1, 1e-5),
                c10::Error);

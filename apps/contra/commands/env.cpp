@@ -33,7 +33,8 @@ int run_env(const EnvOptions& options) {
                         {"cuda", info.cuda},
                         {"cuda_devices", info.cuda_devices},
                         {"allocator_tuned", info.allocator_tuned},
-                        {"fast_bf16", info.fast_bf16}};
+                        {"fast_bf16", info.fast_bf16},
+                        {"amx_bf16", info.amx_bf16}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -52,9 +53,9 @@ int run_env(const EnvOptions& options) {
               info.cuda ? fmt::format("yes ({} devices)", info.cuda_devices).c_str() : "no");
   std::printf("allocator   %s\n",
               info.allocator_tuned ? "tuned (freed memory kept in process)" : "glibc default");
-  std::printf("bf16        %s\n", info.fast_bf16
-                                      ? "hardware (AMX/AVX512-BF16): precision auto = bf16"
-                                      : "emulated: precision auto = float32");
+  std::printf("bf16        %s\n", info.amx_bf16    ? "AMX: precision auto = bf16"
+                                  : info.fast_bf16 ? "AVX512-BF16: precision auto = float32"
+                                                   : "emulated: precision auto = float32");
   return 0;
 }
 }  // namespace
